@@ -1,0 +1,176 @@
+"""Architectures as plain data.
+
+An ``ArchSpec`` is everything needed to build, count and export a network: input shape,
+class count, a tuple of ``Block``s and a ``Head``. It holds only ints, floats, bools and
+strings, round-trips through JSON (``to_dict``/``from_dict``) and has a short block-string
+form, e.g. ``c16k3s2-dw32k3-ir32k5e4-gap_d0.1-hardswish``.
+
+Block strings (defaults are omitted when writing and assumed when reading):
+
+    c32k3s2p    plain conv, 32 out channels, kernel 3, stride 2, then 2x2 max-pool ("p")
+    dw64k3s1    depthwise-separable: depthwise kxk (stride s) + pointwise 1x1 to 64
+    ir24k5s2e4  inverted residual: 1x1 expand by e, depthwise kxk, 1x1 project to 24
+    gap / flat  head: global average pool, or flatten; "_fc128" adds a hidden dense layer,
+                "_d0.2" dropout before each linear layer
+    relu6 ...   activation (default relu); "nobn" turns batch norm off
+
+This module never imports torch: counting and feasibility work on the spec alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+
+from nas.errors import UsageError
+
+BLOCK_OPS = ("conv", "dw", "ir")
+HEAD_KINDS = ("gap", "flat")
+ACTIVATIONS = ("relu", "relu6", "silu", "hardswish")
+_OP_PREFIX = {"conv": "c", "dw": "dw", "ir": "ir"}
+
+
+class SpecError(UsageError, ValueError):
+    """An architecture spec or block string that cannot describe a network."""
+
+
+@dataclass(frozen=True)
+class Block:
+    op: str  # one of BLOCK_OPS
+    out: int  # output channels
+    k: int = 3  # kernel size (odd; "same" padding)
+    s: int = 1  # stride of the (depthwise) kxk conv
+    e: int = 1  # expansion ratio, inverted residual only
+    pool: bool = False  # 2x2 max-pool after the block
+
+    def to_string(self) -> str:
+        text = f"{_OP_PREFIX[self.op]}{self.out}k{self.k}"
+        if self.s != 1:
+            text += f"s{self.s}"
+        if self.op == "ir":
+            text += f"e{self.e}"
+        if self.pool:
+            text += "p"
+        return text
+
+
+@dataclass(frozen=True)
+class Head:
+    kind: str = "gap"  # one of HEAD_KINDS
+    hidden: int = 0  # units of a hidden dense layer; 0 = none
+    dropout: float = 0.0
+
+    def to_string(self) -> str:
+        text = self.kind
+        if self.hidden:
+            text += f"_fc{self.hidden}"
+        if self.dropout:
+            text += f"_d{self.dropout:g}"
+        return text
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    in_channels: int
+    height: int
+    width: int
+    num_classes: int
+    blocks: tuple[Block, ...]
+    head: Head = field(default_factory=Head)
+    act: str = "relu"
+    bn: bool = True
+
+    def __post_init__(self) -> None:
+        # Frozen dataclass: normalise lists from JSON into tuples so specs hash and compare.
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        _validate(self)
+
+    # --- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["blocks"] = [asdict(b) for b in self.blocks]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ArchSpec":
+        data = dict(data)
+        try:
+            blocks = tuple(Block(**b) for b in data.pop("blocks"))
+            head = Head(**data.pop("head", {}))
+            return cls(blocks=blocks, head=head, **data)
+        except (TypeError, KeyError) as exc:
+            raise SpecError(f"not an architecture spec: {exc}") from None
+
+    # --- block string -------------------------------------------------------------------
+    def to_string(self) -> str:
+        tokens = [b.to_string() for b in self.blocks] + [self.head.to_string()]
+        if self.act != "relu":
+            tokens.append(self.act)
+        if not self.bn:
+            tokens.append("nobn")
+        return "-".join(tokens)
+
+    @classmethod
+    def from_string(cls, text: str, in_channels: int, height: int, width: int,
+                    num_classes: int) -> "ArchSpec":
+        blocks, head, act, bn = [], None, "relu", True
+        for token in text.strip().split("-"):
+            if token in ACTIVATIONS:
+                act = token
+            elif token == "nobn":
+                bn = False
+            elif token.split("_")[0] in HEAD_KINDS:
+                head = _parse_head(token)
+            else:
+                blocks.append(_parse_block(token))
+        if head is None:
+            raise SpecError(f"block string {text!r} has no head; end it with one of {HEAD_KINDS}")
+        return cls(in_channels, height, width, num_classes, tuple(blocks), head, act, bn)
+
+    def with_blocks(self, blocks) -> "ArchSpec":
+        return replace(self, blocks=tuple(blocks))
+
+
+_BLOCK_RE = re.compile(r"^(c|dw|ir)(\d+)k(\d+)(?:s(\d+))?(?:e(\d+))?(p?)$")
+
+
+def _parse_block(token: str) -> Block:
+    match = _BLOCK_RE.match(token)
+    if not match:
+        raise SpecError(f"bad block {token!r}; expected e.g. c32k3s2p, dw64k3, ir24k5s2e4")
+    prefix, out, k, s, e, pool = match.groups()
+    op = {"c": "conv", "dw": "dw", "ir": "ir"}[prefix]
+    if e and op != "ir":
+        raise SpecError(f"bad block {token!r}: only ir blocks take an expansion ratio (e)")
+    return Block(op, int(out), int(k), int(s or 1), int(e or (6 if op == "ir" else 1)), bool(pool))
+
+
+def _parse_head(token: str) -> Head:
+    kind, *options = token.split("_")
+    hidden, dropout = 0, 0.0
+    for option in options:
+        if re.fullmatch(r"fc\d+", option):
+            hidden = int(option[2:])
+        elif re.fullmatch(r"d(0(\.\d+)?|1(\.0*)?)", option):
+            dropout = float(option[1:])
+        else:
+            raise SpecError(f"bad head option {option!r} in {token!r}; expected fcN or dP")
+    return Head(kind, hidden, dropout)
+
+
+def _validate(spec: ArchSpec) -> None:
+    for name in ("in_channels", "height", "width", "num_classes"):
+        value = getattr(spec, name)
+        if not isinstance(value, int) or value < 1:
+            raise SpecError(f"{name} must be a positive int, got {value!r}")
+    if spec.act not in ACTIVATIONS:
+        raise SpecError(f"unknown activation {spec.act!r}; valid: {', '.join(ACTIVATIONS)}")
+    if spec.head.kind not in HEAD_KINDS:
+        raise SpecError(f"unknown head {spec.head.kind!r}; valid: {', '.join(HEAD_KINDS)}")
+    if spec.head.hidden < 0 or not 0.0 <= spec.head.dropout < 1.0:
+        raise SpecError(f"bad head {spec.head}: hidden >= 0 and 0 <= dropout < 1 required")
+    for block in spec.blocks:
+        if block.op not in BLOCK_OPS:
+            raise SpecError(f"unknown block op {block.op!r}; valid: {', '.join(BLOCK_OPS)}")
+        if block.out < 1 or block.k < 1 or block.k % 2 == 0 or block.s < 1 or block.e < 1:
+            raise SpecError(f"bad block {block}: out >= 1, odd k, s >= 1, e >= 1 required")

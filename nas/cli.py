@@ -1,0 +1,225 @@
+"""Command line: nas search | pareto | export | dashboard.
+
+Bad input of any kind ends with one line on stderr ("nas: error: ...") and exit code 2;
+``--debug`` shows tracebacks instead. Ctrl-C ends a search with code 130 after writing
+the Pareto files from what completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+from nas.errors import UsageError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _int(text: str) -> int:
+    """Integers, also written 50_000 or 50k / 1.2M."""
+    cleaned = text.replace("_", "").replace(",", "").strip()
+    scale = {"k": 1000, "K": 1000, "m": 1_000_000, "M": 1_000_000}.get(cleaned[-1:], 1)
+    try:
+        value = float(cleaned[:-1]) * scale if scale != 1 else int(cleaned)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    return int(value)
+
+
+def _add_search(sub) -> None:
+    from nas.data import dataset_names
+    from nas.search import PRUNERS
+    from search_spaces import space_names
+
+    p = sub.add_parser("search", help="search architectures under a parameter budget",
+                       argument_default=argparse.SUPPRESS)
+    p.add_argument("--config", help="TOML study preset (see studies/); flags override it")
+    p.add_argument("--space", help=f"search space: {', '.join(space_names())} (default mobilenet)")
+    p.add_argument("--budget", type=_int, help="max trainable params, e.g. 50000 or 50k (default 50k)")
+    p.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
+    p.add_argument("--max-macs", type=_int, help="max multiply-accumulates per image")
+    p.add_argument("--dataset", help=f"{', '.join(dataset_names())} (default mnist)")
+    p.add_argument("--data-dir", help="folder holding the datasets (default $NAS_DATA_DIR or ./data)")
+    p.add_argument("--download", action="store_true", help="download the dataset if missing")
+    p.add_argument("--limit-train", type=_int, help="train on at most N images (quick runs)")
+    p.add_argument("--study", help="study name (default <dataset>-<budget>, e.g. mnist-50k)")
+    p.add_argument("--storage", help="any Optuna storage URL (default SQLite in runs/<study>/)")
+    p.add_argument("--runs-dir", help="where study folders go (default runs)")
+    p.add_argument("--trials", type=_int, help="trials of this space in the study (default 20)")
+    p.add_argument("--epochs", type=_int, help="training epochs per trial (default 3)")
+    p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
+    p.add_argument("--seed", type=_int, help="sampler and training seed (default 0)")
+    p.add_argument("--batch-size", type=_int, help="training batch size (default 128)")
+    p.add_argument("--lr", type=float, help="peak learning rate, one-cycle AdamW (default 0.005)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: GPU when there is one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
+
+
+def _search_config(args) -> "SearchConfig":
+    from nas.search import SearchConfig, parse_range
+
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("func", "command", "debug", "config", "no_progress")}
+    settings = _read_config(args.config) if getattr(args, "config", None) else {}
+    settings.update(given)  # flags override the preset
+    if "conv_layers" in settings and not isinstance(settings["conv_layers"], (tuple, type(None))):
+        value = settings["conv_layers"]
+        settings["conv_layers"] = parse_range("-".join(map(str, value)) if isinstance(value, list) else value)
+    return SearchConfig(**settings)
+
+
+def _read_config(path: str) -> dict:
+    from nas.search import SearchConfig
+
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read config {path!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config {path!r} is not valid TOML: {exc}") from None
+    valid = {f.name for f in fields(SearchConfig)}
+    settings = {key.replace("-", "_"): value for key, value in raw.get("search", raw).items()}
+    unknown = sorted(set(settings) - valid)
+    if unknown:
+        raise UsageError(f"config {path!r}: unknown key(s) {', '.join(unknown)}; valid: "
+                         f"{', '.join(sorted(k.replace('_', '-') for k in valid))}")
+    return settings
+
+
+def cmd_search(args) -> int:
+    from nas import pareto
+    from nas.search import run_search
+
+    cfg = _search_config(args)
+    try:
+        result = run_search(cfg, progress=not getattr(args, "no_progress", False))
+    except KeyboardInterrupt:
+        print(f"nas: interrupted; completed trials are kept in {cfg.study_dir} "
+              f"(re-run the same command to resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    c = result.counts
+    total = sum(c.values())
+    print(f"\n{total} trials in study {cfg.study_name!r}: {c['complete']} complete, "
+          f"{c['pruned']} pruned, {c['infeasible']} infeasible "
+          f"({100 * c['infeasible'] / max(total, 1):.0f}%), {c['failed']} failed; "
+          f"{result.seconds:.1f}s")
+    if result.front:
+        print(f"\nPareto front (params vs validation accuracy; test accuracy of front only):")
+        print(pareto.table(result.front))
+        print("\nwritten: " + ", ".join(str(p) for p in result.files))
+    print(f"next: nas export {cfg.study_dir} --best")
+    return 0
+
+
+def cmd_pareto(args) -> int:
+    from nas import pareto, store
+    from nas.search import load_data_for, write_front
+
+    study = store.load_study(args.study_dir)
+    if not store.completed_trials(study):
+        raise UsageError(f"study {study.study_name!r} has no completed trial yet")
+    data = load_data_for(study, args.data_dir)
+    front, files = write_front(study, Path(args.study_dir), data, "cpu")
+    print(pareto.table(front))
+    if data is None:
+        print("(test accuracy not measured: dataset not found; pass --data-dir)", file=sys.stderr)
+    print("\nwritten: " + ", ".join(str(p) for p in files))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from nas import store
+    from nas.export import export
+    from nas.search import load_data_for
+
+    if args.best == (args.trial is not None):
+        raise UsageError("nas export needs exactly one of --best or --trial N")
+    study = store.load_study(args.study_dir)
+    store.pick_trial(study, args.trial)  # fail early, before loading data
+    data = load_data_for(study, args.data_dir)
+    meta = export(args.study_dir, args.trial, args.out, data)
+    out = Path(args.out) if args.out else Path(args.study_dir) / meta["model"]
+    test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
+    print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
+          f"val_acc {meta['val_acc']:.4f}, test_acc {test}) to {out} and {out.with_suffix('.json')}")
+    print(f"TorchScript reload matches the eager model (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    import json
+
+    from optuna_dashboard import run_server
+
+    from nas import store
+
+    store.load_study(args.study_dir)  # validates the folder
+    url = json.loads((Path(args.study_dir) / "study.json").read_text())["storage"]
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {url} (Ctrl-C to stop)")
+    run_server(url, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import nas
+
+    parser = _Parser(prog="nas", description="Neural-architecture search under a parameter budget.")
+    parser.add_argument("--version", action="version", version=f"nas {nas.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_search(sub)
+
+    p = sub.add_parser("pareto", help="print and write the Pareto front of a study")
+    p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
+    p.add_argument("--data-dir", help="dataset folder, to score the front on the test set")
+    p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("export", help="write a trained trial as TorchScript + JSON sidecar")
+    p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
+    p.add_argument("--best", action="store_true", help="the trial with the best val accuracy")
+    p.add_argument("--trial", type=_int, help="trial number")
+    p.add_argument("--out", help="output .pt file (default <study_dir>/model-trialN.pt)")
+    p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("dashboard", help="open the study in optuna-dashboard")
+    p.add_argument("study_dir")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_int, default=8080)
+    p.set_defaults(func=cmd_dashboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"nas: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nas: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not bad input: say so, keep it to one line
+        if debug:
+            raise
+        print(f"nas: internal error: {type(exc).__name__}: {exc} (re-run with --debug for the "
+              f"traceback)", file=sys.stderr)
+        return 1

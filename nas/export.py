@@ -1,0 +1,88 @@
+"""Export a trained trial as a self-contained TorchScript file plus a JSON sidecar.
+
+The module is rebuilt from the spec stored in the trial (so old studies still export after
+a space changes), loads the trial's weights, and takes float images in [0, 1] shaped
+(N, C, H, W): the dataset's normalisation is part of the exported module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from nas import store
+from nas.budget import count_params
+from nas.errors import UsageError
+from nas.model import Normalized
+
+TOLERANCE = 1e-5
+
+
+def export(study_dir: str | Path, trial_number: int | None = None, out: str | Path | None = None,
+           data=None) -> dict:
+    """Write ``out`` (.pt) and its .json sidecar; returns the sidecar's content.
+
+    ``data`` (a ``nas.data.Data``) supplies real test images for the equality check and
+    the test accuracy; without it the check uses random images and test_acc is null.
+    """
+    study_dir = Path(study_dir)
+    study = store.load_study(study_dir)
+    trial = store.pick_trial(study, trial_number)
+    spec, net = store.load_trained(study_dir, trial)
+    params = count_params(spec)
+    if params != sum(p.numel() for p in net.parameters()):
+        raise RuntimeError(f"trial {trial.number}: built model does not match its spec's count")
+    info = study.user_attrs["data"]
+    eager = Normalized(net, info["mean"], info["std"]).eval()
+
+    out = Path(out) if out else study_dir / f"model-trial{trial.number}.pt"
+    if out.suffix != ".pt":
+        raise UsageError(f"--out must end in .pt, got {str(out)!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(torch.jit.script(eager), str(out))
+    loaded = torch.jit.load(str(out), map_location="cpu").eval()
+
+    if data is not None:
+        sample = data.test_x[:256].float() / 255
+    else:
+        sample = torch.rand(64, *spec_shape(spec), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        difference = (loaded(sample) - eager(sample)).abs().max().item()
+    if difference > TOLERANCE:
+        out.unlink()
+        raise RuntimeError(f"TorchScript output differs from the eager model by {difference:g} "
+                           f"(> {TOLERANCE}); nothing was exported")
+
+    test_acc = None
+    if data is not None:
+        with torch.no_grad():
+            correct = sum((loaded(data.test_x[i:i + 1000].float() / 255).argmax(1)
+                           == data.test_y[i:i + 1000]).sum().item()
+                          for i in range(0, len(data.test_x), 1000))
+        test_acc = correct / len(data.test_x)
+
+    meta = {
+        "model": out.name,
+        "trial": trial.number,
+        "space": trial.user_attrs["space"],
+        "input_shape": [info["in_channels"], info["height"], info["width"]],
+        "input": "float32 images in [0, 1], shaped (N, C, H, W); normalisation is built in",
+        "normalization": {"mean": list(info["mean"]), "std": list(info["std"])},
+        "classes": list(info["classes"]),
+        "params": params,
+        "macs": trial.user_attrs["macs"],
+        "val_acc": trial.value,
+        "test_acc": test_acc,
+        "arch": trial.user_attrs["arch_str"],
+        "arch_spec": trial.user_attrs["arch"],
+        "max_abs_diff_vs_eager": difference,
+        "study": study.study_name,
+    }
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def spec_shape(spec) -> tuple[int, int, int]:
+    return (spec.in_channels, spec.height, spec.width)

@@ -1,0 +1,122 @@
+"""Build a torch module from an ArchSpec. The one builder for every space.
+
+Module names match the row names of ``nas.budget.layers`` (blocks.<i>.conv/dw/pw/expand/
+project, head.hidden, head.classifier), so per-layer counts can be compared one to one.
+Forward passes are TorchScript-friendly (no data-dependent Python control flow).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas.arch import ArchSpec, Block
+from nas.budget import feature_shape
+
+_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish}
+
+
+class ConvBN(nn.Sequential):
+    """conv (+ BN) (+ activation); the conv has a bias only when there is no BN."""
+
+    def __init__(self, cin, cout, k, stride, groups, bn, act):
+        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=not bn)]
+        if bn:
+            layers.append(nn.BatchNorm2d(cout))
+        if act is not None:
+            layers.append(_ACTIVATIONS[act]())
+        super().__init__(*layers)
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin: int, b: Block, bn: bool, act: str):
+        super().__init__()
+        self.conv = ConvBN(cin, b.out, b.k, b.s, 1, bn, act)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class DepthwiseSeparable(nn.Module):
+    def __init__(self, cin: int, b: Block, bn: bool, act: str):
+        super().__init__()
+        self.dw = ConvBN(cin, cin, b.k, b.s, cin, bn, act)
+        self.pw = ConvBN(cin, b.out, 1, 1, 1, bn, act)
+
+    def forward(self, x):
+        return self.pw(self.dw(x))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand, depthwise kxk, linear 1x1 project, skip when shapes match."""
+
+    def __init__(self, cin: int, b: Block, bn: bool, act: str):
+        super().__init__()
+        hidden = cin * b.e
+        self.expand = ConvBN(cin, hidden, 1, 1, 1, bn, act) if b.e != 1 else nn.Identity()
+        self.dw = ConvBN(hidden, hidden, b.k, b.s, hidden, bn, act)
+        self.project = ConvBN(hidden, b.out, 1, 1, 1, bn, None)
+        self.residual = b.s == 1 and cin == b.out
+
+    def forward(self, x):
+        y = self.project(self.dw(self.expand(x)))
+        if self.residual:
+            y = y + x
+        return y
+
+
+_BLOCKS = {"conv": ConvBlock, "dw": DepthwiseSeparable, "ir": InvertedResidual}
+
+
+class Head(nn.Module):
+    def __init__(self, spec: ArchSpec, channels: int, h: int, w: int):
+        super().__init__()
+        head = spec.head
+        self.pool = nn.AdaptiveAvgPool2d(1) if head.kind == "gap" else nn.Identity()
+        features = channels if head.kind == "gap" else channels * h * w
+        self.dropout = nn.Dropout(head.dropout)
+        if head.hidden:
+            self.hidden = nn.Sequential(nn.Linear(features, head.hidden), _ACTIVATIONS[spec.act](),
+                                        nn.Dropout(head.dropout))
+            features = head.hidden
+        else:
+            self.hidden = nn.Identity()
+        self.classifier = nn.Linear(features, spec.num_classes)
+
+    def forward(self, x):
+        x = torch.flatten(self.pool(x), 1)
+        return self.classifier(self.hidden(self.dropout(x)))
+
+
+class Net(nn.Module):
+    def __init__(self, spec: ArchSpec):
+        super().__init__()
+        blocks, c = [], spec.in_channels
+        for b in spec.blocks:
+            block = _BLOCKS[b.op](c, b, spec.bn, spec.act)
+            blocks.append(nn.Sequential(block, nn.MaxPool2d(2)) if b.pool else block)
+            c = b.out
+        self.blocks = nn.Sequential(*blocks)
+        # The head's input size comes from the same walk that counts parameters.
+        self.head = Head(spec, *feature_shape(spec))
+
+    def forward(self, x):
+        return self.head(self.blocks(x))
+
+
+
+def build(spec: ArchSpec) -> Net:
+    return Net(spec)
+
+
+class Normalized(nn.Module):
+    """Takes float images in [0, 1], shaped (N, C, H, W); applies the dataset's normalisation."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)

@@ -1,0 +1,115 @@
+"""Params-vs-accuracy Pareto front of a study: table, CSV, JSON and the scatter plot.
+
+The front is computed from all completed trials (fewer params and higher validation
+accuracy are better). Test accuracy is measured only for the trials on the front, once,
+and cached in ``test_acc.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import optuna
+
+from nas import store
+
+FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch")
+
+
+@dataclass
+class Row:
+    trial: int
+    space: str
+    params: int
+    macs: int
+    val_acc: float
+    test_acc: float | None
+    arch: str
+
+
+def rows(study: optuna.Study) -> list[Row]:
+    return [Row(t.number, t.user_attrs["space"], t.user_attrs["params"], t.user_attrs["macs"],
+                t.value, None, t.user_attrs["arch_str"]) for t in store.completed_trials(study)]
+
+
+def front(all_rows: list[Row]) -> list[Row]:
+    """Non-dominated rows, by params ascending: each has higher val accuracy than every
+    smaller (or equal-size) row."""
+    result, best = [], -1.0
+    for row in sorted(all_rows, key=lambda r: (r.params, -r.val_acc, r.trial)):
+        if row.val_acc > best:
+            result.append(row)
+            best = row.val_acc
+    return result
+
+
+def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data, device) -> None:
+    """Fill ``test_acc`` of the front's rows, from the cache or by evaluating the weights."""
+    from nas.train import accuracy
+
+    cache_path = Path(study_dir) / "test_acc.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    trials = {t.number: t for t in store.completed_trials(study)}
+    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    for row in front_rows:
+        key = str(row.trial)
+        if key not in cache and store.weights_path(study_dir, row.trial).is_file():
+            _, model = store.load_trained(study_dir, trials[row.trial])
+            cache[key] = accuracy(model.to(device), test_x, test_y, data)
+        row.test_acc = cache.get(key)
+    cache_path.write_text(json.dumps(cache, indent=1) + "\n")
+
+
+def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: str) -> list[Path]:
+    study_dir = Path(study_dir)
+    with open(study_dir / "pareto.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in front_rows)
+    (study_dir / "pareto.json").write_text(
+        json.dumps([asdict(r) for r in front_rows], indent=2) + "\n")
+    plot(study_dir / "pareto.png", all_rows, front_rows, title)
+    return [study_dir / name for name in ("pareto.csv", "pareto.json", "pareto.png")]
+
+
+def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    spaces = sorted({r.space for r in all_rows})
+    colours = dict(zip(spaces, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for space in spaces:
+        points = [r for r in all_rows if r.space == space]
+        ax.scatter([r.params for r in points], [r.val_acc for r in points], s=18, alpha=0.55,
+                   color=colours[space], label=f"{space} ({len(points)} trials)")
+    on_front = [r for r in front_rows]
+    ax.step([r.params for r in on_front], [r.val_acc for r in on_front], where="post",
+            color="black", linewidth=1, zorder=2)
+    ax.scatter([r.params for r in on_front], [r.val_acc for r in on_front], s=60,
+               facecolors="none", edgecolors="black", linewidths=1.3, zorder=3,
+               label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (log)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def table(front_rows: list[Row]) -> str:
+    lines = [f"{'trial':>5}  {'space':<10} {'params':>9} {'MACs':>12} {'val_acc':>8} "
+             f"{'test_acc':>8}  arch"]
+    for r in front_rows:
+        test = f"{r.test_acc:.4f}" if r.test_acc is not None else "-"
+        lines.append(f"{r.trial:>5}  {r.space:<10} {r.params:>9,} {r.macs:>12,} "
+                     f"{r.val_acc:>8.4f} {test:>8}  {r.arch}")
+    return "\n".join(lines)

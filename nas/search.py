@@ -1,0 +1,357 @@
+"""The search: an Optuna study whose trials draw a spec, check it, train it briefly and
+report validation accuracy per epoch so a pruner can stop weak trials early.
+
+Single-objective on purpose: Optuna cannot prune multi-objective studies, so the study
+maximises validation accuracy and the params-vs-accuracy front is computed afterwards
+from every completed trial (``nas.pareto``).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import torch
+
+import nas
+import search_spaces
+from nas import pareto, store
+from nas.budget import Constraints, check
+from nas.data import Data, DataError, dataset_names, load
+from nas.errors import UsageError
+from nas.model import build
+from nas.train import TrainConfig, train
+
+PRUNERS = ("median", "hyperband", "none")
+TrialState = optuna.trial.TrialState
+
+
+@dataclass
+class SearchConfig:
+    space: str = "mobilenet"
+    budget: int = 50_000
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    download: bool = False
+    limit_train: int | None = None
+    study: str | None = None  # default: "<dataset>-<budget>", e.g. mnist-50k
+    storage: str | None = None  # default: SQLite file in runs/<study>/
+    runs_dir: str = "runs"
+    trials: int = 20
+    epochs: int = 3
+    pruner: str = "median"
+    conv_layers: tuple[int, int] | None = None
+    max_macs: int | None = None
+    seed: int = 0
+    batch_size: int = 128
+    lr: float = 5e-3
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Every check of a search's settings, so bad input fails before any work starts."""
+        search_spaces.get_space(self.space)  # raises with the valid names
+        if self.dataset not in dataset_names():
+            raise UsageError(f"unknown dataset {self.dataset!r}; valid: {', '.join(dataset_names())}")
+        if self.pruner not in PRUNERS:
+            raise UsageError(f"unknown pruner {self.pruner!r}; valid: {', '.join(PRUNERS)}")
+        for name, low in (("budget", 1), ("trials", 1), ("epochs", 1), ("batch_size", 1),
+                          ("limit_train", 1), ("max_macs", 1)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < low):
+                raise UsageError(f"--{name.replace('_', '-')} must be an integer >= {low}, "
+                                 f"got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
+            raise UsageError(f"--lr must be a number in (0, 10), got {self.lr!r}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise UsageError(f"bad --device {self.device!r}; use auto, cpu, cuda or cuda:N") from None
+        if self.study is not None:
+            store.check_study_name(self.study)
+        self.constraints()  # range checks live there
+
+    def constraints(self) -> Constraints:
+        try:
+            return Constraints(self.budget, self.conv_layers, self.max_macs)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"{self.dataset}-{budget_label(self.budget)}"
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.runs_dir) / self.study_name
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+def budget_label(budget: int) -> str:
+    for unit, size in (("M", 1_000_000), ("k", 1000)):
+        if budget % size == 0:
+            return f"{budget // size}{unit}"
+    return str(budget)
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """'2-4' -> (2, 4); '3' -> (3, 3)."""
+    try:
+        parts = [int(p) for p in str(text).split("-")]
+        if len(parts) == 1:
+            parts *= 2
+        low, high = parts
+    except ValueError:
+        raise UsageError(f"bad --conv-layers {text!r}: expected MIN-MAX, e.g. 2-4") from None
+    if not 1 <= low <= high:
+        raise UsageError(f"bad --conv-layers {text!r}: need 1 <= MIN <= MAX, e.g. 2-4")
+    return low, high
+
+
+def versions() -> dict:
+    return {"nas": nas.__version__, "optuna": optuna.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    study_dir: Path
+    counts: dict = field(default_factory=dict)
+    front: list = field(default_factory=list)
+    files: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(cfg: SearchConfig, info) -> tuple[optuna.Study, str]:
+    """Create the study, or resume it; refuse to mix datasets in one study."""
+    storage_url = cfg.storage or store.default_storage(cfg.study_dir)
+    cfg.study_dir.mkdir(parents=True, exist_ok=True)
+    storage = store.open_storage(storage_url)
+    existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
+    n_before = existing[0].n_trials if existing else 0
+    study = optuna.create_study(
+        study_name=cfg.study_name, storage=storage, direction="maximize", load_if_exists=True,
+        # Offset the seed by the trials already there, so a resumed search does not
+        # replay the random start-up draws it made before.
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed + n_before),
+        pruner=_make_pruner(cfg.pruner, cfg.epochs))
+    recorded = study.user_attrs.get("data")
+    if recorded is None:
+        study.set_user_attr("config", {k: v for k, v in asdict(cfg).items()
+                                       if k not in ("data_dir", "storage", "runs_dir")})
+        study.set_user_attr("data", {**asdict(info), "limit_train": cfg.limit_train})
+        study.set_user_attr("seed", cfg.seed)
+        study.set_user_attr("versions", versions())
+    elif (recorded["name"], recorded.get("limit_train")) != (info.name, cfg.limit_train):
+        raise UsageError(
+            f"study {cfg.study_name!r} holds trials on dataset {recorded['name']!r} "
+            f"(limit-train {recorded.get('limit_train')}); got {info.name!r} (limit-train "
+            f"{cfg.limit_train}); accuracies would not be comparable: pass another --study")
+    store.write_pointer(cfg.study_dir, cfg.study_name, storage_url)
+    return study, storage_url
+
+
+def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_dir: Path):
+    space = search_spaces.get_space(cfg.space)
+    constraints = cfg.constraints()
+
+    def objective(trial: optuna.Trial) -> float:
+        spec = space(trial, data.info, constraints)
+        verdict = check(spec, constraints)
+        for key, value in {"space": cfg.space, "arch": spec.to_dict(), "arch_str": spec.to_string(),
+                           "params": verdict.params, "macs": verdict.macs,
+                           "conv_layers": verdict.conv_layers, "budget": cfg.budget,
+                           "epochs": cfg.epochs}.items():
+            trial.set_user_attr(key, value)
+        for key, value in verdict.constraint_values.items():
+            trial.set_constraint(key, value)
+        if not verdict.feasible:  # never build, never train
+            reason = "; ".join(verdict.violations)
+            trial.set_user_attr("infeasible", reason)
+            raise optuna.TrialPruned(f"infeasible: {reason}")
+
+        torch.manual_seed(cfg.seed + trial.number)
+        model = build(spec).to(device)
+
+        def on_epoch(epoch: int, val_acc: float) -> None:
+            trial.report(val_acc, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
+
+        train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number)
+        try:
+            result = train(model, data, train_cfg, on_epoch)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            # Record why, then let Optuna mark the trial failed; the search goes on.
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {str(exc)[:300]}")
+            raise
+        path = store.weights_path(study_dir, trial.number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+        trial.set_user_attr("val_acc", result.val_acc)
+        trial.set_user_attr("train_time", round(result.seconds, 3))
+        return result.val_acc
+
+    return objective
+
+
+def count_states(study: optuna.Study, space: str | None = None) -> dict:
+    counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0}
+    for t in study.get_trials(deepcopy=False):
+        if space is not None and t.user_attrs.get("space") != space:
+            continue
+        if t.state == TrialState.COMPLETE:
+            counts["complete"] += 1
+        elif t.state == TrialState.PRUNED:
+            counts["infeasible" if "infeasible" in t.user_attrs else "pruned"] += 1
+        elif t.state == TrialState.FAIL:
+            counts["failed"] += 1
+    return counts
+
+
+def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
+               progress: bool = True) -> SearchResult:
+    start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
+    device = cfg.resolved_device()
+    data = load(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train)
+    constraints = cfg.constraints()
+    smallest = search_spaces.smallest_model(cfg.space, data.info, constraints)
+    verdict = check(smallest, constraints)
+    if not verdict.feasible:
+        raise UsageError(f"--budget {cfg.budget:,} is below the smallest {cfg.space!r} model for "
+                         f"{data.info.name} ({verdict.params:,} params, "
+                         f"{smallest.to_string()}): " + "; ".join(verdict.violations))
+    study, storage_url = open_study(cfg, data.info)
+    log(f"study {cfg.study_name!r} in {storage_url}")
+    log(f"dashboard: optuna-dashboard {storage_url}")
+
+    done = sum(count_states(study, cfg.space).values())
+    remaining = cfg.trials - done
+    if remaining <= 0:
+        log(f"study already has {done} finished {cfg.space!r} trials (--trials {cfg.trials}); "
+            f"nothing to run; raise --trials to search more")
+    else:
+        if done:
+            log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
+        data = _on_device(data, device)
+        log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
+            f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} trials x "
+            f"{cfg.epochs} epochs on {device}")
+        try:
+            _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining, log,
+                      progress)
+        except KeyboardInterrupt:
+            # Optuna has marked the running trial failed; keep what completed.
+            write_front(study, cfg.study_dir, data, device)
+            study.set_user_attr("trial_counts", count_states(study))
+            raise
+
+    counts = count_states(study)
+    study.set_user_attr("trial_counts", counts)
+    result = SearchResult(study, cfg.study_dir, counts)
+    result.front, result.files = write_front(study, cfg.study_dir, data, device)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _on_device(data: Data, device: torch.device) -> Data:
+    moved = {f.name: getattr(data, f.name) for f in fields(data)}
+    for name, value in moved.items():
+        if isinstance(value, torch.Tensor):
+            moved[name] = value.to(device)
+    return Data(**moved)
+
+
+def _optimize(study, objective, n_trials, log, progress) -> None:
+    """Run ``n_trials``; one line per finished trial with progress and ETA, plus a live bar
+    when stderr is a terminal."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_trials, unit="trial", file=sys.stderr, dynamic_ncols=True,
+               disable=not (progress and sys.stderr.isatty()))
+    start, finished = time.perf_counter(), 0
+
+    def report(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        nonlocal finished
+        finished += 1
+        elapsed = time.perf_counter() - start
+        eta = elapsed / finished * (n_trials - finished)
+        bar.write(f"[{finished}/{n_trials} eta {_clock(eta)}] {trial_line(t)}", file=sys.stdout)
+        bar.update(1)
+
+    try:
+        study.optimize(objective, n_trials=n_trials, callbacks=[report],
+                       catch=(Exception,))  # a failing trial never ends the search
+    finally:
+        bar.close()
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def trial_line(t: optuna.trial.FrozenTrial) -> str:
+    attrs = t.user_attrs
+    seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+    if t.value is not None:
+        acc = f"{t.value:.4f}"
+    elif t.intermediate_values:
+        acc = f"{t.intermediate_values[max(t.intermediate_values)]:.4f}"
+    else:
+        acc = "   -  "
+    if "infeasible" in attrs:
+        state = f"INFEASIBLE ({attrs['infeasible']})"
+    elif t.state == TrialState.FAIL:
+        state = f"FAILED ({attrs.get('fail_reason', 'see the dashboard')})"
+    elif t.state == TrialState.PRUNED:
+        state = f"PRUNED after epoch {max(t.intermediate_values, default=0)}"
+    else:
+        state = t.state.name
+    return (f"trial {t.number:>3}  {attrs.get('space', '?'):<9} {attrs.get('params', 0):>8,} params"
+            f"  val_acc {acc}  {seconds:6.1f}s  {state}  {attrs.get('arch_str', '')}")
+
+
+def write_front(study: optuna.Study, study_dir: Path, data: Data | None, device) -> tuple[list, list]:
+    all_rows = pareto.rows(study)
+    if not all_rows:
+        return [], []
+    front_rows = pareto.front(all_rows)
+    if data is not None:
+        pareto.score_test(study, study_dir, front_rows, data, device)
+    title = f"{study.study_name}: {len(all_rows)} trained trials"
+    return front_rows, pareto.write(study_dir, all_rows, front_rows, title)
+
+
+def load_data_for(study: optuna.Study, data_dir=None) -> Data | None:
+    """The study's dataset, for scoring; None (with the reason) when it cannot be loaded."""
+    recorded = study.user_attrs.get("data", {})
+    try:
+        return load(recorded.get("name", "mnist"), data_dir, False, recorded.get("limit_train"))
+    except DataError:
+        return None

@@ -1,0 +1,104 @@
+"""Where a study's results live, and how to get them back.
+
+    runs/<study>/study.json          the study's name and Optuna storage URL
+    runs/<study>/study.db            the default storage (SQLite; optuna-dashboard opens it)
+    runs/<study>/weights/trial-N.pt  trained weights of each completed trial
+    runs/<study>/pareto.{csv,json,png}, test_acc.json
+
+The Optuna study holds everything else: config, seed and versions (study user attrs) and,
+per trial, the architecture spec, counts, accuracy and timing (trial user attrs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import optuna
+import torch
+
+from nas.arch import ArchSpec
+from nas.errors import UsageError
+from nas.model import build
+
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_study_name(name: str) -> str:
+    if not STUDY_NAME.match(name):
+        raise UsageError(f"bad study name {name!r}: use letters, digits, '.', '_' and '-' "
+                         f"(it names a folder under the runs dir)")
+    return name
+
+
+def default_storage(study_dir: Path) -> str:
+    return f"sqlite:///{(study_dir / 'study.db').resolve()}"
+
+
+def open_storage(url: str):
+    try:
+        if url.startswith(("sqlite:", "postgresql", "mysql")):
+            # A generous lock timeout: several workers may write to one SQLite file.
+            kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return optuna.storages.get_storage(url)
+    except Exception as exc:  # bad URL, unreachable server, missing driver
+        raise UsageError(f"cannot open storage {url!r}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0]}") from None
+
+
+def write_pointer(study_dir: Path, study_name: str, storage: str) -> None:
+    study_dir.mkdir(parents=True, exist_ok=True)
+    (study_dir / "study.json").write_text(
+        json.dumps({"study_name": study_name, "storage": storage}, indent=2) + "\n")
+
+
+def load_study(study_dir: str | Path) -> optuna.Study:
+    study_dir = Path(study_dir)
+    pointer = study_dir / "study.json"
+    if not pointer.is_file():
+        raise UsageError(f"{study_dir} is not a study folder (no study.json); give the folder "
+                         f"that `nas search` wrote, e.g. runs/mnist-50k")
+    meta = json.loads(pointer.read_text())
+    try:
+        return optuna.load_study(study_name=meta["study_name"], storage=open_storage(meta["storage"]))
+    except KeyError:
+        raise UsageError(f"study {meta['study_name']!r} not found in {meta['storage']}") from None
+
+
+def weights_path(study_dir: Path, number: int) -> Path:
+    return Path(study_dir) / "weights" / f"trial-{number}.pt"
+
+
+def completed_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials that carry an architecture (i.e. were trained by nas)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if "arch" in t.user_attrs]
+
+
+def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
+    """Trial ``number``, or the completed trial with the best validation accuracy."""
+    done = completed_trials(study)
+    if not done:
+        raise UsageError(f"study {study.study_name!r} has no completed trial yet; run "
+                         f"`nas search` first (or wait for a trial to finish)")
+    if number is None:
+        return max(done, key=lambda t: (t.value, -t.user_attrs["params"]))
+    for trial in done:
+        if trial.number == number:
+            return trial
+    valid = ", ".join(str(t.number) for t in done[:20])
+    raise UsageError(f"trial {number} is not a completed trial of study {study.study_name!r}; "
+                     f"completed: {valid}{' ...' if len(done) > 20 else ''}")
+
+
+def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial) -> tuple[ArchSpec, torch.nn.Module]:
+    """Rebuild from the stored spec (not the space's current code) and load the weights."""
+    spec = ArchSpec.from_dict(trial.user_attrs["arch"])
+    path = weights_path(study_dir, trial.number)
+    if not path.is_file():
+        raise UsageError(f"weights of trial {trial.number} missing: {path}")
+    model = build(spec)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return spec, model.eval()

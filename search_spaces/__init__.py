@@ -1,0 +1,102 @@
+"""Search spaces: functions ``(trial, data_info, constraints) -> ArchSpec``.
+
+A space uses only ``trial.suggest_*``, so it works with any Optuna sampler and with
+``MinimalTrial`` below (which always takes the smallest choice). Spaces register by name;
+``get_space`` names the valid ones when asked for an unknown one.
+
+Spaces are budget-aware in one simple way (``sample_widths``): widths never shrink with
+depth, as in hand-designed nets, and each is drawn from ``[previous width, widest that
+still fits the budget with every later layer at least as wide]``. Counting uses
+``nas.budget`` only, so the space and the feasibility check can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from nas.arch import ArchSpec
+from nas.budget import Constraints, check
+from nas.errors import UsageError
+
+SpaceFn = Callable[..., ArchSpec]
+_REGISTRY: dict[str, SpaceFn] = {}
+
+MIN_WIDTH = 8
+MAX_WIDTH = 256
+
+
+class UnknownSpace(UsageError):
+    pass
+
+
+def register_space(name: str):
+    def decorator(fn: SpaceFn) -> SpaceFn:
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorator
+
+
+def space_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_space(name: str) -> SpaceFn:
+    if name not in _REGISTRY:
+        raise UnknownSpace(f"unknown search space {name!r}; valid: {', '.join(space_names())}")
+    return _REGISTRY[name]
+
+
+def widest_that_fits(make_spec: Callable[[int], ArchSpec], constraints: Constraints,
+                     low: int = MIN_WIDTH, high: int = MAX_WIDTH) -> int:
+    """Largest width in [low, high] whose spec fits the params (and MACs) limits; ``low`` when
+    even that does not fit (the spec is then reported infeasible by ``nas.budget.check``)."""
+    size_only = replace(constraints, conv_layers=None)  # widths do not change the layer count
+    if not check(make_spec(low), size_only).feasible:
+        return low
+    while low < high:  # params and MACs grow with every width, so bisection is exact
+        mid = (low + high + 1) // 2
+        if check(make_spec(mid), size_only).feasible:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def sample_widths(trial, names: list[str], make_spec: Callable[[list[int]], ArchSpec],
+                  constraints: Constraints) -> list[int]:
+    """One non-decreasing width per name; see the module docstring."""
+    widths: list[int] = []
+    for i, name in enumerate(names):
+        low = widths[-1] if widths else MIN_WIDTH
+        later = len(names) - i  # this layer and every one after it
+        high = widest_that_fits(lambda w: make_spec(widths + [w] * later), constraints, low)
+        widths.append(trial.suggest_int(name, low, high, log=True))
+    return widths
+
+
+def can_downsample(h: int, w: int) -> bool:
+    """Halving is allowed while the result keeps at least 2x2 pixels."""
+    return min(h, w) >= 4
+
+
+class MinimalTrial:
+    """Answers every suggestion with its smallest value: the smallest model of a space."""
+
+    def suggest_int(self, name, low, high, **_):
+        return low
+
+    def suggest_float(self, name, low, high, **_):
+        return low
+
+    def suggest_categorical(self, name, choices):
+        return choices[0]
+
+
+def smallest_model(name: str, data_info, constraints: Constraints) -> ArchSpec:
+    return get_space(name)(MinimalTrial(), data_info, constraints)
+
+
+# Importing the modules registers the spaces.
+from search_spaces import mobilenet, plain_cnn  # noqa: E402,F401

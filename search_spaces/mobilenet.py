@@ -1,0 +1,57 @@
+"""``mobilenet``: a stem conv, then depthwise-separable blocks, then global average pooling.
+
+Searched: number of blocks, each block's type (plain depthwise-separable: depthwise kxk +
+pointwise 1x1; or MobileNetV2 inverted residual with an expansion ratio), width, stride
+and kernel size, the stem's width and stride, the activation and the head's dropout.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nas.arch import ArchSpec, Block, Head
+from search_spaces import can_downsample, register_space, sample_widths
+
+DEFAULT_BLOCKS = (2, 8)
+
+
+def block_range(constraints) -> tuple[int, int]:
+    """Blocks that can meet a conv-layer range: the stem is 1 conv, a block 2 or 3."""
+    if constraints.conv_layers is None:
+        return DEFAULT_BLOCKS
+    low, high = constraints.conv_layers
+    fewest = max(1, math.ceil((low - 1) / 3))
+    return fewest, max(fewest, (high - 1) // 2)
+
+
+@register_space("mobilenet")
+def mobilenet(trial, data, constraints) -> ArchSpec:
+    n_blocks = trial.suggest_int("mobilenet.blocks", *block_range(constraints))
+    act = trial.suggest_categorical("mobilenet.act", ["relu6", "hardswish", "silu"])
+    head = Head("gap", 0, round(trial.suggest_float("mobilenet.dropout", 0.0, 0.3), 3))
+
+    # Structure first (types, kernels, strides), then widths, each knowing its cost.
+    h, w = data.height, data.width
+    stem_stride = 1
+    if can_downsample(h, w):
+        stem_stride = trial.suggest_categorical("mobilenet.stem_stride", [1, 2])
+        h, w = (h - 1) // stem_stride + 1, (w - 1) // stem_stride + 1
+    shapes = []
+    for i in range(n_blocks):
+        op = trial.suggest_categorical(f"mobilenet.type{i}", ["dw", "ir"])
+        e = trial.suggest_categorical(f"mobilenet.expand{i}", [2, 4, 6]) if op == "ir" else 1
+        k = trial.suggest_categorical(f"mobilenet.k{i}", [3, 5])
+        s = 1
+        if can_downsample(h, w):
+            s = trial.suggest_categorical(f"mobilenet.stride{i}", [1, 2])
+            h, w = (h - 1) // s + 1, (w - 1) // s + 1
+        shapes.append((op, k, s, e))
+
+    def spec(widths):
+        stem = Block("conv", widths[0], 3, stem_stride)
+        blocks = [Block(op, out, k, s, e) for out, (op, k, s, e) in zip(widths[1:], shapes)]
+        return ArchSpec(data.in_channels, data.height, data.width, data.num_classes,
+                        (stem, *blocks), head, act, True)
+
+    names = ["mobilenet.stem_width"] + [f"mobilenet.w{i}" for i in range(n_blocks)]
+    return spec(sample_widths(trial, names, spec, constraints))
