@@ -120,7 +120,7 @@ def cmd_search(args) -> int:
         print(f"\nPareto front (params vs validation accuracy; test accuracy of front only):")
         print(pareto.table(result.front))
         print("\nwritten: " + ", ".join(str(p) for p in result.files))
-    print(f"next: nas export {cfg.study_dir} --best")
+        print(f"next: nas export {cfg.study_dir} --best")
     return 0
 
 

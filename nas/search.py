@@ -69,8 +69,8 @@ class SearchConfig:
                                       or value < low):
                 raise UsageError(f"--{name.replace('_', '-')} must be an integer >= {low}, "
                                  f"got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
-            raise UsageError(f"--lr must be a number in (0, 10), got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
+            raise UsageError(f"--lr must be a positive number, got {self.lr!r}")
         if self.device != "auto":
             try:
                 torch.device(self.device)

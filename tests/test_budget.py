@@ -1,0 +1,110 @@
+"""Counting from the spec must equal the built model; thop must agree on conv/linear MACs."""
+
+import copy
+
+import optuna
+import pytest
+import thop
+import torch
+from torch import nn
+
+import search_spaces
+from nas.arch import ArchSpec
+from nas.budget import Constraints, check, count_conv_layers, count_macs, count_params
+from nas.data import DataInfo
+from nas.model import build
+
+SHAPES = [(1, 28, 28, 10), (3, 32, 32, 10), (1, 48, 48, 7), (3, 17, 23, 5), (1, 8, 8, 2)]
+
+
+def info(c, h, w, k):
+    return DataInfo("t", c, h, w, k, (0.5,) * c, (0.25,) * c, tuple(map(str, range(k))))
+
+
+def random_specs(space, n, seed):
+    """Specs drawn by the space itself (random sampler), over shapes, budgets, layer ranges."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    budgets = [3_000, 20_000, 50_000, 200_000]
+    for i in range(n):
+        trial = study.ask()
+        c = Constraints(budgets[i % 4], (2, 4) if i % 5 == 0 else None)
+        yield search_spaces.get_space(space)(trial, info(*SHAPES[i % len(SHAPES)]), c), c
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("space", search_spaces.space_names())
+def test_param_count_equals_built_model(space):
+    for spec, _ in random_specs(space, 60, seed=1):
+        model = build(spec)
+        assert count_params(spec) == sum(p.numel() for p in model.parameters()), spec.to_string()
+        assert count_conv_layers(spec) == sum(isinstance(m, nn.Conv2d) for m in model.modules())
+        out = model.eval()(torch.rand(2, spec.in_channels, spec.height, spec.width))
+        assert out.shape == (2, spec.num_classes)
+
+
+def conv_linear_ops(model, x):
+    """thop's ops for Conv2d and Linear modules only, profiled on a throwaway copy."""
+    copy_ = copy.deepcopy(model).eval()
+    total, _, per_layer = thop.profile(copy_, inputs=(x,), verbose=False, ret_layer_info=True)
+    modules = dict(copy_.named_modules())
+
+    def walk(tree, prefix):
+        for name, (ops, _, children) in tree.items():
+            full = f"{prefix}{name}"
+            if isinstance(modules[full], (nn.Conv2d, nn.Linear)):
+                yield int(ops)
+            yield from walk(children, full + ".")
+
+    return int(total), sum(walk(per_layer, ""))
+
+
+@pytest.mark.parametrize("text, shape", [
+    ("c32k3-c64k3p-flat", (1, 28, 28, 10)),
+    ("c16k3s2-dw32k3-ir32k5e4-ir48k3s2e3p-gap_fc32_d0.1-hardswish", (1, 28, 28, 10)),
+    ("c24k3s2-dw48k5s2-ir48k3e6-dw96k3s2-gap", (3, 32, 32, 10)),
+    ("c8k5s2p-c16k3-flat_fc64-silu-nobn", (1, 48, 48, 7)),
+])
+def test_macs_match_thop_for_conv_and_linear(text, shape):
+    spec = ArchSpec.from_string(text, *shape)
+    model = build(spec)
+    thop_total, thop_conv_linear = conv_linear_ops(model, torch.rand(1, *shape[:3]))
+    assert count_macs(spec) == thop_conv_linear
+    # thop also counts BN, pooling and adds as ops: its total can only be higher.
+    assert thop_total >= count_macs(spec)
+
+
+def test_check_reports_each_violation():
+    spec = ArchSpec.from_string("c32k3-c64k3p-flat", 1, 28, 28, 10)  # 144,362 params, 2 convs
+    verdict = check(spec, Constraints(100_000, (3, 4), max_macs=1000))
+    assert not verdict.feasible and len(verdict.violations) == 3
+    assert verdict.constraint_values["params"] == 44_362
+    assert check(spec, Constraints(144_362, (2, 2))).feasible
+
+
+@pytest.mark.parametrize("space", search_spaces.space_names())
+def test_fewer_than_20_percent_infeasible_at_50k(space):
+    verdicts = [check(spec, c).feasible for spec, c in
+                ((s, Constraints(50_000)) for s, _ in random_specs_at(space, 50_000, 150))]
+    assert sum(not ok for ok in verdicts) / len(verdicts) < 0.20
+
+
+def random_specs_at(space, budget, n):
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7))
+    for _ in range(n):
+        trial = study.ask()
+        yield search_spaces.get_space(space)(trial, info(1, 28, 28, 10), Constraints(budget)), None
+        study.tell(trial, 0.0)
+
+
+def test_conv_layer_limit_is_respected_by_construction():
+    for space in search_spaces.space_names():
+        for spec, c in random_specs(space, 40, seed=3):
+            if c.conv_layers and check(spec, c).feasible:
+                assert 2 <= count_conv_layers(spec) <= 4
+
+
+def test_unknown_space_lists_valid_ones():
+    with pytest.raises(search_spaces.UnknownSpace, match="valid: cnn, mobilenet"):
+        search_spaces.get_space("resnet")

@@ -1,0 +1,69 @@
+"""Bad input: one clear line on stderr, exit code 2, no traceback, nothing written."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _cases(tmp):
+    bad_toml = tmp / "bad.toml"
+    bad_toml.write_text("budget = [unclosed\n")
+    unknown_key = tmp / "unknown.toml"
+    unknown_key.write_text('space = "cnn"\nbudjet = 50000\n')
+    syn = ["search", "--dataset", "synthetic", "--runs-dir", tmp / "runs"]
+    return [
+        (syn + ["--space", "resnet"], "unknown search space 'resnet'; valid: cnn, mobilenet"),
+        (["search", "--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: mnist"),
+        (syn + ["--budget", "0"], "--budget must be an integer >= 1, got 0"),
+        (syn + ["--budget", "-5"], "--budget must be an integer >= 1, got -5"),
+        (syn + ["--budget", "abc"], "not an integer: 'abc'"),
+        (syn + ["--budget", "100"], "--budget 100 is below the smallest 'mobilenet' model"),
+        (syn + ["--space", "cnn", "--budget", "100"], "below the smallest 'cnn' model"),
+        (syn + ["--conv-layers", "4-2"], "bad --conv-layers '4-2'"),
+        (syn + ["--conv-layers", "two"], "bad --conv-layers 'two'"),
+        (syn + ["--pruner", "sometimes"], "unknown pruner 'sometimes'; valid: median"),
+        (syn + ["--study", "../escape"], "bad study name '../escape'"),
+        (syn + ["--trials", "0"], "--trials must be an integer >= 1, got 0"),
+        (["search", "--dataset", "mnist", "--data-dir", tmp / "empty"],
+         "dataset 'mnist' not found in data dir"),
+        (["search", "--config", tmp / "missing.toml"], "cannot read config"),
+        (["search", "--config", bad_toml], "is not valid TOML"),
+        (["search", "--config", unknown_key], "unknown key(s) budjet"),
+        (["export", tmp, "--best"], "is not a study folder"),
+        (["export", tmp], "needs exactly one of --best or --trial N"),
+        (["pareto", tmp / "nope"], "is not a study folder"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ]
+
+
+def test_each_bad_input_gets_one_line_and_exit_2(tmp_path, run):
+    (tmp_path / "empty").mkdir()
+    for args, expected in _cases(tmp_path):
+        code, out, err = run(*args)
+        assert code == 2, (args, err)
+        assert err.startswith("nas: error: ") and expected in err, (args, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+
+
+def test_console_script_and_python_m_exit_2_without_traceback(tmp_path):
+    for argv in (["nas"], [sys.executable, "-m", "nas"]):
+        proc = subprocess.run(argv + ["search", "--budget", "0", "--dataset", "synthetic"],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert not (tmp_path / "runs").exists()  # nothing written on bad input
+
+
+def test_layering_rules():
+    """arch and budget never import torch; train never imports optuna (DESIGN.md)."""
+    code = ("import sys, nas.arch, nas.budget; assert 'torch' not in sys.modules;"
+            "import nas.train; assert 'optuna' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_help_and_version(flag, run):
+    with pytest.raises(SystemExit) as exit_:
+        run(flag)
+    assert exit_.value.code == 0

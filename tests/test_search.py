@@ -1,0 +1,117 @@
+"""End to end on synthetic data through the real CLI, real SQLite storage and TorchScript."""
+
+import json
+
+import optuna
+import pytest
+import torch
+
+from nas import store
+from nas.budget import count_params
+from nas.arch import ArchSpec
+
+BUDGET = 20_000
+
+
+@pytest.fixture
+def searched(tmp_path, run):
+    runs = tmp_path / "runs"
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "mobilenet", "--budget",
+                         BUDGET, "--trials", 4, "--epochs", 2, "--runs-dir", runs,
+                         "--study", "syn", "--no-progress")
+    assert code == 0, err
+    return runs / "syn", out
+
+
+def load(study_dir):
+    return store.load_study(study_dir)
+
+
+def test_search_records_everything_and_writes_front(searched):
+    study_dir, out = searched
+    assert "optuna-dashboard sqlite:///" in out and out.count("] trial ") == 4
+    study = load(study_dir)
+    assert study.user_attrs["seed"] == 0 and "optuna" in study.user_attrs["versions"]
+    assert study.user_attrs["config"]["budget"] == BUDGET
+    assert sum(study.user_attrs["trial_counts"].values()) == 4
+    for t in study.trials:
+        assert t.user_attrs["params"] <= BUDGET or "infeasible" in t.user_attrs
+        spec = ArchSpec.from_dict(t.user_attrs["arch"])
+        assert spec.to_string() == t.user_attrs["arch_str"]
+        assert count_params(spec) == t.user_attrs["params"]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete, "no trial completed"
+    for t in complete:
+        assert t.user_attrs["train_time"] > 0 and set(t.intermediate_values) == {1, 2}
+        # Nothing over budget was ever built: the saved weights hold <= BUDGET numbers.
+        state = torch.load(store.weights_path(study_dir, t.number), weights_only=True)
+        assert sum(v.numel() for k, v in state.items() if "running" not in k
+                   and "num_batches" not in k) <= BUDGET
+
+    rows = json.loads((study_dir / "pareto.json").read_text())
+    assert rows and set(rows[0]) == {"trial", "space", "params", "macs", "val_acc", "test_acc", "arch"}
+    params = [r["params"] for r in rows]
+    accs = [r["val_acc"] for r in rows]
+    assert params == sorted(params) and accs == sorted(accs)  # a front: bigger must be better
+    assert all(r["test_acc"] is not None for r in rows)
+    assert (study_dir / "pareto.csv").read_text().startswith("trial,space,params,macs,val_acc")
+    assert (study_dir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_resumes_and_other_space_joins_the_same_study(searched, run):
+    study_dir, _ = searched
+    runs = study_dir.parent
+    common = ["--dataset", "synthetic", "--budget", BUDGET, "--epochs", 2, "--runs-dir", runs,
+              "--study", "syn", "--no-progress"]
+    code, out, _ = run("search", "--space", "mobilenet", "--trials", 4, *common)
+    assert code == 0 and "nothing to run" in out and len(load(study_dir).trials) == 4
+    code, out, _ = run("search", "--space", "mobilenet", "--trials", 5, *common)
+    assert code == 0 and "1 to go" in out and len(load(study_dir).trials) == 5
+    code, out, _ = run("search", "--space", "cnn", "--trials", 2, *common)
+    assert code == 0
+    spaces = [t.user_attrs["space"] for t in load(study_dir).trials]
+    assert spaces.count("mobilenet") == 5 and spaces.count("cnn") == 2
+    code, out, _ = run("pareto", study_dir)
+    assert code == 0 and "trial  space" in out
+
+
+def test_export_round_trip_with_plain_torch_jit_load(searched, run, tmp_path):
+    study_dir, _ = searched
+    out = tmp_path / "m" / "model.pt"
+    code, stdout, err = run("export", study_dir, "--best", "--out", out)
+    assert code == 0, err
+    meta = json.loads(out.with_suffix(".json").read_text())
+    for key in ("input_shape", "normalization", "classes", "params", "macs", "val_acc",
+                "test_acc", "arch"):
+        assert key in meta
+    assert meta["params"] <= BUDGET and meta["input_shape"] == [1, 16, 16]
+
+    module = torch.jit.load(str(out))
+    spec = ArchSpec.from_string(meta["arch"], 1, 16, 16, len(meta["classes"]))
+    assert sum(p.numel() for p in module.parameters()) == count_params(spec) == meta["params"]
+    # Same outputs as the eager model rebuilt from the study, normalisation included.
+    study = load(study_dir)
+    _, net = store.load_trained(study_dir, study.trials[meta["trial"]])
+    x = torch.rand(8, 1, 16, 16)
+    mean, std = (torch.tensor(meta["normalization"][k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad():
+        assert torch.allclose(module(x), net((x - mean) / std), atol=1e-5)
+
+    code, _, _ = run("export", study_dir, "--trial", meta["trial"], "--out", tmp_path / "t.pt")
+    assert code == 0 and (tmp_path / "t.json").is_file()
+
+
+def test_failing_trials_do_not_stop_the_search(tmp_path, run):
+    # A learning rate this large makes the loss non-finite for real: every trial fails.
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--trials", 3,
+                         "--epochs", 1, "--lr", 1e10, "--runs-dir", tmp_path, "--study", "nan",
+                         "--no-progress", "--budget", BUDGET)
+    assert code == 0, err
+    study = load(tmp_path / "nan")
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(study.trials) == 3 and len(failed) == 3
+    assert all("Diverged" in t.user_attrs["fail_reason"] for t in failed)
+    assert "FAILED (Diverged" in out
+    # ...and exporting a study without a completed trial is a clear usage error.
+    code, _, err = run("export", tmp_path / "nan", "--best")
+    assert code == 2 and "no completed trial" in err
