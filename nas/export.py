@@ -8,6 +8,7 @@ a space changes), loads the trial's weights, and takes float images in [0, 1] sh
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -41,8 +42,12 @@ def export(study_dir: str | Path, trial_number: int | None = None, out: str | Pa
     if out.suffix != ".pt":
         raise UsageError(f"--out must end in .pt, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(torch.jit.script(eager), str(out))
-    loaded = torch.jit.load(str(out), map_location="cpu").eval()
+    with warnings.catch_warnings():
+        # TorchScript is deprecated upstream but is exactly the artefact users asked for:
+        # one file that plain torch.jit.load runs, no nas or Python class needed.
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(eager), str(out))
+        loaded = torch.jit.load(str(out), map_location="cpu").eval()
 
     if data is not None:
         sample = data.test_x[:256].float() / 255

@@ -63,7 +63,8 @@ def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data
     cache_path.write_text(json.dumps(cache, indent=1) + "\n")
 
 
-def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: str) -> list[Path]:
+def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: str,
+          budget: int | None = None) -> list[Path]:
     study_dir = Path(study_dir)
     with open(study_dir / "pareto.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
@@ -71,11 +72,12 @@ def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: st
         writer.writerows(asdict(r) for r in front_rows)
     (study_dir / "pareto.json").write_text(
         json.dumps([asdict(r) for r in front_rows], indent=2) + "\n")
-    plot(study_dir / "pareto.png", all_rows, front_rows, title)
+    plot(study_dir / "pareto.png", all_rows, front_rows, title, budget)
     return [study_dir / name for name in ("pareto.csv", "pareto.json", "pareto.png")]
 
 
-def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str) -> None:
+def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
+         budget: int | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -88,12 +90,13 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str) -> 
         points = [r for r in all_rows if r.space == space]
         ax.scatter([r.params for r in points], [r.val_acc for r in points], s=18, alpha=0.55,
                    color=colours[space], label=f"{space} ({len(points)} trials)")
-    on_front = [r for r in front_rows]
-    ax.step([r.params for r in on_front], [r.val_acc for r in on_front], where="post",
+    ax.step([r.params for r in front_rows], [r.val_acc for r in front_rows], where="post",
             color="black", linewidth=1, zorder=2)
-    ax.scatter([r.params for r in on_front], [r.val_acc for r in on_front], s=60,
+    ax.scatter([r.params for r in front_rows], [r.val_acc for r in front_rows], s=60,
                facecolors="none", edgecolors="black", linewidths=1.3, zorder=3,
                label="Pareto front")
+    if budget:
+        ax.axvline(budget, color="grey", linestyle="--", linewidth=1, label=f"budget {budget:,}")
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (log)")
     ax.set_ylabel("validation accuracy")

@@ -8,6 +8,7 @@ from every completed trial (``nas.pareto``).
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -22,7 +23,7 @@ import nas
 import search_spaces
 from nas import pareto, store
 from nas.budget import Constraints, check
-from nas.data import Data, DataError, dataset_names, load
+from nas.data import Data, DataError, dataset_names, load, resolve_data_dir
 from nas.errors import UsageError
 from nas.model import build
 from nas.train import TrainConfig, train
@@ -161,7 +162,8 @@ def open_study(cfg: SearchConfig, info) -> tuple[optuna.Study, str]:
     if recorded is None:
         study.set_user_attr("config", {k: v for k, v in asdict(cfg).items()
                                        if k not in ("data_dir", "storage", "runs_dir")})
-        study.set_user_attr("data", {**asdict(info), "limit_train": cfg.limit_train})
+        study.set_user_attr("data", {**asdict(info), "limit_train": cfg.limit_train,
+                                     "dir": str(resolve_data_dir(cfg.data_dir).resolve())})
         study.set_user_attr("seed", cfg.seed)
         study.set_user_attr("versions", versions())
     elif (recorded["name"], recorded.get("limit_train")) != (info.name, cfg.limit_train):
@@ -197,7 +199,9 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
 
         def on_epoch(epoch: int, val_acc: float) -> None:
             trial.report(val_acc, epoch)
-            if trial.should_prune():
+            # Never prune after the last epoch: the training is paid for, and a small model
+            # below the median can still be on the params-vs-accuracy front.
+            if epoch < cfg.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
 
         train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number)
@@ -345,12 +349,15 @@ def write_front(study: optuna.Study, study_dir: Path, data: Data | None, device)
     if data is not None:
         pareto.score_test(study, study_dir, front_rows, data, device)
     title = f"{study.study_name}: {len(all_rows)} trained trials"
-    return front_rows, pareto.write(study_dir, all_rows, front_rows, title)
+    budget = study.user_attrs.get("config", {}).get("budget")
+    return front_rows, pareto.write(study_dir, all_rows, front_rows, title, budget)
 
 
 def load_data_for(study: optuna.Study, data_dir=None) -> Data | None:
-    """The study's dataset, for scoring; None (with the reason) when it cannot be loaded."""
+    """The study's dataset, for scoring: from --data-dir, else $NAS_DATA_DIR, else the folder
+    the search used. None when it cannot be found there."""
     recorded = study.user_attrs.get("data", {})
+    data_dir = data_dir or os.environ.get("NAS_DATA_DIR") or recorded.get("dir")
     try:
         return load(recorded.get("name", "mnist"), data_dir, False, recorded.get("limit_train"))
     except DataError:

@@ -115,3 +115,59 @@ def test_failing_trials_do_not_stop_the_search(tmp_path, run):
     # ...and exporting a study without a completed trial is a clear usage error.
     code, _, err = run("export", tmp_path / "nan", "--best")
     assert code == 2 and "no completed trial" in err
+
+
+def test_config_preset_with_flags_overriding(tmp_path, run):
+    preset = tmp_path / "syn.toml"
+    preset.write_text('dataset = "synthetic"\nspace = "cnn"\nbudget = 15000\ntrials = 5\n'
+                      'epochs = 1\nconv_layers = "2-3"\nstudy = "preset"\n')
+    code, out, err = run("search", "--config", preset, "--trials", 2, "--runs-dir", tmp_path,
+                         "--no-progress")
+    assert code == 0, err
+    study = load(tmp_path / "preset")
+    assert len(study.trials) == 2  # the flag beat the preset's 5
+    assert study.user_attrs["config"]["conv_layers"] == [2, 3]
+    assert all(2 <= t.user_attrs["conv_layers"] <= 3 for t in study.trials
+               if "infeasible" not in t.user_attrs)
+
+
+def test_shipped_study_presets_are_valid():
+    from conftest import REPO
+    from nas.cli import _search_config, build_parser
+
+    presets = sorted((REPO / "studies").glob("*.toml"))
+    assert presets
+    for path in presets:
+        cfg = _search_config(build_parser().parse_args(["search", "--config", str(path)]))
+        assert cfg.study_name and cfg.trials >= 1
+
+
+def test_optuna_dashboard_opens_the_printed_storage_url(searched):
+    """Start the real optuna-dashboard on loopback with the URL `nas search` printed."""
+    import re
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    study_dir, out = searched
+    url = re.search(r"optuna-dashboard (\S+)", out).group(1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["optuna-dashboard", url, "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, body = time.monotonic() + 30, None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.3)
+        assert body is not None, "optuna-dashboard did not answer within 30 s"
+        studies = {s["study_name"]: s for s in body["study_summaries"]}
+        assert "syn" in studies
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
