@@ -102,7 +102,7 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
     ax.set_ylabel("validation accuracy")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

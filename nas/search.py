@@ -148,8 +148,9 @@ def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 def open_study(cfg: SearchConfig, info) -> tuple[optuna.Study, str]:
     """Create the study, or resume it; refuse to mix datasets in one study."""
     storage_url = cfg.storage or store.default_storage(cfg.study_dir)
-    cfg.study_dir.mkdir(parents=True, exist_ok=True)
-    storage = store.open_storage(storage_url)
+    if cfg.storage is None:
+        cfg.study_dir.mkdir(parents=True, exist_ok=True)  # SQLite needs the folder first
+    storage = store.open_storage(storage_url)  # a bad URL fails here, before anything is written
     existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
     n_before = existing[0].n_trials if existing else 0
     study = optuna.create_study(

@@ -171,3 +171,27 @@ def test_optuna_dashboard_opens_the_printed_storage_url(searched):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_explicit_storage_url_and_hyperband_pruner(tmp_path, run):
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--trials", 3,
+                         "--epochs", 3, "--pruner", "hyperband", "--storage", url,
+                         "--runs-dir", tmp_path / "runs", "--study", "remote", "--no-progress")
+    assert code == 0, err
+    assert (tmp_path / "elsewhere.db").is_file()
+    assert not (tmp_path / "runs" / "remote" / "study.db").exists()
+    pointer = json.loads((tmp_path / "runs" / "remote" / "study.json").read_text())
+    assert pointer == {"study_name": "remote", "storage": url}
+    study = optuna.load_study(study_name="remote", storage=url)
+    assert len(study.trials) == 3
+    assert isinstance(load(tmp_path / "runs" / "remote").pruner, optuna.pruners.BasePruner)
+    code, _, err = run("export", tmp_path / "runs" / "remote", "--best")
+    assert code == 0, err
+
+
+def test_unreachable_storage_is_a_usage_error(tmp_path, run):
+    code, _, err = run("search", "--dataset", "synthetic", "--storage",
+                       "postgresql://nobody@127.0.0.1:1/none", "--runs-dir", tmp_path)
+    assert code == 2 and "cannot open storage" in err and err.count("\n") == 1
+    assert not (tmp_path / "synthetic-50k").exists()  # nothing written
