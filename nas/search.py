@@ -248,8 +248,10 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     smallest = search_spaces.smallest_model(cfg.space, data.info, constraints)
     verdict = check(smallest, constraints)
     if not verdict.feasible:
-        raise UsageError(f"--budget {cfg.budget:,} is below the smallest {cfg.space!r} model for "
-                         f"{data.info.name} ({verdict.params:,} params, "
+        what = (f"--budget {cfg.budget:,} is below the smallest {cfg.space!r} model"
+                if verdict.params > cfg.budget else
+                f"the constraints rule out even the smallest {cfg.space!r} model")
+        raise UsageError(f"{what} for {data.info.name} ({verdict.params:,} params, "
                          f"{smallest.to_string()}): " + "; ".join(verdict.violations))
     study, storage_url = open_study(cfg, data.info)
     log(f"study {cfg.study_name!r} in {storage_url}")

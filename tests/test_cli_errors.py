@@ -20,6 +20,7 @@ def _cases(tmp):
         (syn + ["--budget", "abc"], "not an integer: 'abc'"),
         (syn + ["--budget", "100"], "--budget 100 is below the smallest 'mobilenet' model"),
         (syn + ["--space", "cnn", "--budget", "100"], "below the smallest 'cnn' model"),
+        (syn + ["--max-macs", "1000"], "the constraints rule out even the smallest 'mobilenet'"),
         (syn + ["--conv-layers", "4-2"], "bad --conv-layers '4-2'"),
         (syn + ["--conv-layers", "two"], "bad --conv-layers 'two'"),
         (syn + ["--pruner", "sometimes"], "unknown pruner 'sometimes'; valid: median"),
