@@ -54,7 +54,8 @@ def _add_search(sub) -> None:
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
     p.add_argument("--limit-train", type=_int, help="train on at most N images (quick runs)")
     p.add_argument("--study", help="study name (default <dataset>-<budget>, e.g. mnist-50k)")
-    p.add_argument("--storage", help="any Optuna storage URL (default SQLite in runs/<study>/)")
+    p.add_argument("--storage", help="Optuna database URL or journal file path "
+                                     "(default runs/<study>/journal.log)")
     p.add_argument("--runs-dir", help="where study folders go (default runs)")
     p.add_argument("--trials", type=_int, help="trials of this space in the study (default 20)")
     p.add_argument("--epochs", type=_int, help="training epochs per trial (default 3)")
@@ -63,6 +64,7 @@ def _add_search(sub) -> None:
     p.add_argument("--batch-size", type=_int, help="training batch size (default 128)")
     p.add_argument("--lr", type=float, help="peak learning rate, one-cycle AdamW (default 0.005)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: GPU when there is one)")
+    p.add_argument("--jobs", type=_int, help="worker processes on the one study (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 

@@ -41,7 +41,7 @@ class SearchConfig:
     download: bool = False
     limit_train: int | None = None
     study: str | None = None  # default: "<dataset>-<budget>", e.g. mnist-50k
-    storage: str | None = None  # default: SQLite file in runs/<study>/
+    storage: str | None = None  # default: journal file runs/<study>/journal.log
     runs_dir: str = "runs"
     trials: int = 20
     epochs: int = 3
@@ -52,6 +52,7 @@ class SearchConfig:
     batch_size: int = 128
     lr: float = 5e-3
     device: str = "auto"
+    jobs: int = 1  # worker processes on the one study
 
     def __post_init__(self) -> None:
         self.validate()
@@ -64,7 +65,7 @@ class SearchConfig:
         if self.pruner not in PRUNERS:
             raise UsageError(f"unknown pruner {self.pruner!r}; valid: {', '.join(PRUNERS)}")
         for name, low in (("budget", 1), ("trials", 1), ("epochs", 1), ("batch_size", 1),
-                          ("limit_train", 1), ("max_macs", 1)):
+                          ("limit_train", 1), ("max_macs", 1), ("jobs", 1)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                       or value < low):
@@ -145,20 +146,23 @@ def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def _sampler(cfg: SearchConfig, trials_before: int, worker: int = 0) -> optuna.samplers.BaseSampler:
+    # Offset the seed by the trials already there, so a resumed search does not replay the
+    # random start-up draws it made before, and by worker, so workers do not draw alike.
+    return optuna.samplers.TPESampler(seed=cfg.seed + trials_before + 100_003 * worker)
+
+
 def open_study(cfg: SearchConfig, info) -> tuple[optuna.Study, str]:
     """Create the study, or resume it; refuse to mix datasets in one study."""
     storage_url = cfg.storage or store.default_storage(cfg.study_dir)
     if cfg.storage is None:
-        cfg.study_dir.mkdir(parents=True, exist_ok=True)  # SQLite needs the folder first
+        cfg.study_dir.mkdir(parents=True, exist_ok=True)  # the journal file goes in it
     storage = store.open_storage(storage_url)  # a bad URL fails here, before anything is written
     existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
     n_before = existing[0].n_trials if existing else 0
     study = optuna.create_study(
         study_name=cfg.study_name, storage=storage, direction="maximize", load_if_exists=True,
-        # Offset the seed by the trials already there, so a resumed search does not
-        # replay the random start-up draws it made before.
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed + n_before),
-        pruner=_make_pruner(cfg.pruner, cfg.epochs))
+        sampler=_sampler(cfg, n_before), pruner=_make_pruner(cfg.pruner, cfg.epochs))
     recorded = study.user_attrs.get("data")
     if recorded is None:
         study.set_user_attr("config", {k: v for k, v in asdict(cfg).items()
@@ -254,7 +258,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
         raise UsageError(f"{what} for {data.info.name} ({verdict.params:,} params, "
                          f"{smallest.to_string()}): " + "; ".join(verdict.violations))
     study, storage_url = open_study(cfg, data.info)
-    log(f"study {cfg.study_name!r} in {storage_url}")
+    log(f"study {cfg.study_name!r} stored in {storage_url}")
     log(f"dashboard: optuna-dashboard {storage_url}")
 
     done = sum(count_states(study, cfg.space).values())
@@ -265,13 +269,17 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     else:
         if done:
             log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
-        data = _on_device(data, device)
         log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
             f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} trials x "
-            f"{cfg.epochs} epochs on {device}")
+            f"{cfg.epochs} epochs on {device}"
+            + (f", {cfg.jobs} worker processes" if cfg.jobs > 1 else ""))
         try:
-            _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining, log,
-                      progress)
+            if cfg.jobs > 1:
+                _run_workers(cfg, remaining, len(study.trials))
+            else:
+                data = _on_device(data, device)
+                _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining, log,
+                          progress)
         except KeyboardInterrupt:
             # Optuna has marked the running trial failed; keep what completed.
             write_front(study, cfg.study_dir, data, device)
@@ -286,6 +294,31 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     return result
 
 
+def _run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
+    """``cfg.jobs`` processes on one study; the storage keeps them apart. The trials are
+    split exactly, so the study gets ``n_trials`` more, none run twice."""
+    from joblib import Parallel, delayed
+
+    shares = [n_trials // cfg.jobs + (i < n_trials % cfg.jobs) for i in range(cfg.jobs)]
+    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)  # no CPU oversubscription
+    Parallel(n_jobs=cfg.jobs, backend="loky")(
+        delayed(_worker)(cfg, i, share, trials_before, threads)
+        for i, share in enumerate(shares) if share)
+
+
+def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    device = cfg.resolved_device()
+    data = _on_device(load(cfg.dataset, cfg.data_dir, False, cfg.limit_train), device)
+    storage = store.open_storage(cfg.storage or store.default_storage(cfg.study_dir))
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage,
+                              sampler=_sampler(cfg, trials_before, worker + 1),
+                              pruner=_make_pruner(cfg.pruner, cfg.epochs))
+    _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials,
+              lambda line: print(line, flush=True), progress=False, label=f"w{worker} ")
+
+
 def _on_device(data: Data, device: torch.device) -> Data:
     moved = {f.name: getattr(data, f.name) for f in fields(data)}
     for name, value in moved.items():
@@ -294,7 +327,7 @@ def _on_device(data: Data, device: torch.device) -> Data:
     return Data(**moved)
 
 
-def _optimize(study, objective, n_trials, log, progress) -> None:
+def _optimize(study, objective, n_trials, log, progress, label="") -> None:
     """Run ``n_trials``; one line per finished trial with progress and ETA, plus a live bar
     when stderr is a terminal."""
     from tqdm import tqdm
@@ -308,7 +341,11 @@ def _optimize(study, objective, n_trials, log, progress) -> None:
         finished += 1
         elapsed = time.perf_counter() - start
         eta = elapsed / finished * (n_trials - finished)
-        bar.write(f"[{finished}/{n_trials} eta {_clock(eta)}] {trial_line(t)}", file=sys.stdout)
+        line = f"[{label}{finished}/{n_trials} eta {_clock(eta)}] {trial_line(t)}"
+        if bar.disable:
+            log(line)
+        else:
+            bar.write(line, file=sys.stdout)
         bar.update(1)
 
     try:

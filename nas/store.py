@@ -1,7 +1,8 @@
 """Where a study's results live, and how to get them back.
 
     runs/<study>/study.json          the study's name and Optuna storage URL
-    runs/<study>/study.db            the default storage (SQLite; optuna-dashboard opens it)
+    runs/<study>/journal.log         the default storage: Optuna's journal file, safe for
+                                     several worker processes; optuna-dashboard opens it
     runs/<study>/weights/trial-N.pt  trained weights of each completed trial
     runs/<study>/pareto.{csv,json,png}, test_acc.json
 
@@ -33,19 +34,23 @@ def check_study_name(name: str) -> str:
 
 
 def default_storage(study_dir: Path) -> str:
-    return f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    return str((study_dir / "journal.log").resolve())
 
 
 def open_storage(url: str):
+    """A URL with '://' is a database (SQLite, PostgreSQL, MySQL, ...); anything else is the
+    path of an Optuna journal file (created when missing)."""
     try:
-        if url.startswith(("sqlite:", "postgresql", "mysql")):
-            # A generous lock timeout: several workers may write to one SQLite file.
-            kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        return optuna.storages.get_storage(url)
-    except Exception as exc:  # bad URL, unreachable server, missing driver
+        if "://" not in url:
+            backend = optuna.storages.journal.JournalFileBackend(
+                url, lock_obj=optuna.storages.journal.JournalFileOpenLock(url))
+            return optuna.storages.JournalStorage(backend)
+        # A generous lock timeout: several workers may write to one SQLite file.
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable file
         raise UsageError(f"cannot open storage {url!r}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0]}") from None
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
 def write_pointer(study_dir: Path, study_name: str, storage: str) -> None:

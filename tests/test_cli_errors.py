@@ -26,6 +26,8 @@ def _cases(tmp):
         (syn + ["--pruner", "sometimes"], "unknown pruner 'sometimes'; valid: median"),
         (syn + ["--study", "../escape"], "bad study name '../escape'"),
         (syn + ["--trials", "0"], "--trials must be an integer >= 1, got 0"),
+        (syn + ["--jobs", "0"], "--jobs must be an integer >= 1, got 0"),
+        (syn + ["--storage", tmp / "no" / "such" / "dir.log"], "cannot open storage"),
         (["search", "--dataset", "mnist", "--data-dir", tmp / "empty"],
          "dataset 'mnist' not found in data dir"),
         (["search", "--config", tmp / "missing.toml"], "cannot read config"),
