@@ -62,7 +62,7 @@ def _add_search(sub) -> None:
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
     p.add_argument("--seed", type=_int, help="sampler and training seed (default 0)")
     p.add_argument("--batch-size", type=_int, help="training batch size (default 128)")
-    p.add_argument("--lr", type=float, help="peak learning rate, one-cycle AdamW (default 0.005)")
+    p.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine (default 0.005)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: GPU when there is one)")
     p.add_argument("--jobs", type=_int, help="worker processes on the one study (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

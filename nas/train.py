@@ -26,7 +26,7 @@ class Diverged(RuntimeError):
 class TrainConfig:
     epochs: int = 3
     batch_size: int = 128
-    lr: float = 5e-3  # peak of the one-cycle schedule
+    lr: float = 5e-3  # peak of the warm-up + cosine schedule
     weight_decay: float = 5e-4
     seed: int = 0
 
@@ -71,6 +71,19 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, data: Data) -> 
     return correct.item() / max(1, len(x))
 
 
+def one_cycle(total_steps: int, warmup: float = 0.25) -> Callable[[int], float]:
+    """LR factor: linear warm-up over the first quarter, then cosine down to zero. Written
+    out because torch's OneCycleLR divides by zero when a run has only a few steps."""
+    warm = max(1, int(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return factor
+
+
 def train(model: nn.Module, data: Data, cfg: TrainConfig,
           on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train ``model`` (already on the data's device) on ``data.train_*``; validate each epoch."""
@@ -81,8 +94,8 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     n = len(data.train_x)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.25)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, one_cycle(cfg.epochs * steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss()
 
     start, history = time.perf_counter(), []

@@ -214,3 +214,20 @@ def test_parallel_workers_share_one_study_without_losing_or_repeating_trials(tmp
             assert store.weights_path(tmp_path / "par", t.number).is_file()
     # Different workers drew different architectures (no shared sampler seed).
     assert len({t.user_attrs["arch_str"] for t in study.trials}) == 13
+
+
+def test_one_cycle_schedule_works_for_any_number_of_steps():
+    from nas.train import one_cycle
+
+    for total in (1, 2, 3, 4, 7, 100):
+        factors = [one_cycle(total)(step) for step in range(total)]
+        assert max(factors) == 1.0 and all(0.0 <= f <= 1.0 for f in factors)
+    factors = [one_cycle(100)(step) for step in range(100)]
+    assert factors[24] == 1.0 and factors[99] < 0.01  # peak after warm-up, ~0 at the end
+
+
+def test_tiny_training_runs_do_not_crash(tmp_path, run):
+    code, _, err = run("search", "--dataset", "synthetic", "--limit-train", 100, "--trials", 1,
+                       "--epochs", 1, "--runs-dir", tmp_path, "--no-progress")
+    assert code == 0, err
+    assert store.completed_trials(load(tmp_path / "synthetic-50k"))
