@@ -25,7 +25,7 @@ from torch import nn
 
 from nas.arch import ArchSpec
 from nas.budget import count_params
-from nas.data import Data, DataError, load
+from nas.data import Data, DataError, DataInfo, load
 from nas.model import build
 from nas.train import TrainConfig, train
 
@@ -40,8 +40,6 @@ def mnist_shaped(args) -> Data:
         n = args.limit_train or 10_000
         x = torch.randint(0, 256, (n + 2000, 1, 28, 28), dtype=torch.uint8, generator=g)
         y = torch.randint(0, 10, (n + 2000,), generator=g)
-        from nas.data import DataInfo
-
         info = DataInfo("random", 1, 28, 28, 10, (0.5,), (0.29,), tuple("0123456789"))
         return Data(info, x[:n], y[:n], x[n:], y[n:], x[n:], y[n:])
 

@@ -76,9 +76,8 @@ def _search_config(args) -> "SearchConfig":
              if k not in ("func", "command", "debug", "config", "no_progress")}
     settings = _read_config(args.config) if getattr(args, "config", None) else {}
     settings.update(given)  # flags override the preset
-    if "conv_layers" in settings and not isinstance(settings["conv_layers"], (tuple, type(None))):
-        value = settings["conv_layers"]
-        settings["conv_layers"] = parse_range("-".join(map(str, value)) if isinstance(value, list) else value)
+    if settings.get("conv_layers") is not None:
+        settings["conv_layers"] = parse_range(settings["conv_layers"])
     return SearchConfig(**settings)
 
 
@@ -150,10 +149,8 @@ def cmd_export(args) -> int:
     if args.best == (args.trial is not None):
         raise UsageError("nas export needs exactly one of --best or --trial N")
     study = store.load_study(args.study_dir)
-    store.pick_trial(study, args.trial)  # fail early, before loading data
-    data = load_data_for(study, args.data_dir)
-    meta = export(args.study_dir, args.trial, args.out, data)
-    out = Path(args.out) if args.out else Path(args.study_dir) / meta["model"]
+    trial = store.pick_trial(study, args.trial)  # fails early, before loading data
+    out, meta = export(args.study_dir, study, trial, args.out, load_data_for(study, args.data_dir))
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
           f"val_acc {meta['val_acc']:.4f}, test_acc {test}) to {out} and {out.with_suffix('.json')}")
@@ -162,14 +159,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
-    import json
-
     from optuna_dashboard import run_server
 
     from nas import store
 
-    store.load_study(args.study_dir)  # validates the folder
-    url = json.loads((Path(args.study_dir) / "study.json").read_text())["storage"]
+    store.load_study(args.study_dir)  # validates the folder and the storage
+    url = store.read_pointer(args.study_dir)["storage"]
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {url} (Ctrl-C to stop)")
     run_server(url, host=args.host, port=args.port)
     return 0

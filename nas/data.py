@@ -57,9 +57,9 @@ class Data:
     test_y: torch.Tensor
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    """--data-dir, else $NAS_DATA_DIR, else ./data."""
-    return Path(data_dir or os.environ.get("NAS_DATA_DIR") or "data").expanduser()
+def resolve_data_dir(data_dir: str | os.PathLike | None, fallback: str = "data") -> Path:
+    """--data-dir, else $NAS_DATA_DIR, else ``fallback`` (./data, or the folder a study used)."""
+    return Path(data_dir or os.environ.get("NAS_DATA_DIR") or fallback).expanduser()
 
 
 # --- MNIST-style idx files ------------------------------------------------------------------
@@ -105,16 +105,18 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
 
 
 def _load_idx(name: str, folder: str, torchvision_cls: str, classes, root: Path, download: bool):
-    paths = {(split, kind): _find_idx(root, folder, stem)
-             for split, stems in _IDX_FILES.items() for kind, stem in zip(("x", "y"), stems)}
+    def find_all():
+        return {(split, kind): _find_idx(root, folder, stem)
+                for split, stems in _IDX_FILES.items() for kind, stem in zip(("x", "y"), stems)}
+
+    paths = find_all()
     if any(p is None for p in paths.values()) and download:
         import torchvision.datasets
 
         dataset_cls = getattr(torchvision.datasets, torchvision_cls)
         for train in (True, False):
             dataset_cls(root=str(root), train=train, download=True)
-        paths = {key: _find_idx(root, folder, stem)
-                 for key, stem in zip(paths, [s for st in _IDX_FILES.values() for s in st])}
+        paths = find_all()
     missing = [key for key, p in paths.items() if p is None]
     if missing:
         split, kind = missing[0]

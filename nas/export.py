@@ -11,6 +11,7 @@ import json
 import warnings
 from pathlib import Path
 
+import optuna
 import torch
 
 from nas import store
@@ -21,16 +22,14 @@ from nas.model import Normalized
 TOLERANCE = 1e-5
 
 
-def export(study_dir: str | Path, trial_number: int | None = None, out: str | Path | None = None,
-           data=None) -> dict:
-    """Write ``out`` (.pt) and its .json sidecar; returns the sidecar's content.
+def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+           out: str | Path | None = None, data=None) -> tuple[Path, dict]:
+    """Write ``out`` (.pt) and its .json sidecar; returns the .pt path and the sidecar's content.
 
     ``data`` (a ``nas.data.Data``) supplies real test images for the equality check and
     the test accuracy; without it the check uses random images and test_acc is null.
     """
     study_dir = Path(study_dir)
-    study = store.load_study(study_dir)
-    trial = store.pick_trial(study, trial_number)
     spec, net = store.load_trained(study_dir, trial)
     params = count_params(spec)
     if params != sum(p.numel() for p in net.parameters()):
@@ -52,7 +51,8 @@ def export(study_dir: str | Path, trial_number: int | None = None, out: str | Pa
     if data is not None:
         sample = data.test_x[:256].float() / 255
     else:
-        sample = torch.rand(64, *spec_shape(spec), generator=torch.Generator().manual_seed(0))
+        shape = (spec.in_channels, spec.height, spec.width)
+        sample = torch.rand(64, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         difference = (loaded(sample) - eager(sample)).abs().max().item()
     if difference > TOLERANCE:
@@ -86,8 +86,4 @@ def export(study_dir: str | Path, trial_number: int | None = None, out: str | Pa
         "study": study.study_name,
     }
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
-
-
-def spec_shape(spec) -> tuple[int, int, int]:
-    return (spec.in_channels, spec.height, spec.width)
+    return out, meta

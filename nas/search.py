@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -96,6 +96,10 @@ class SearchConfig:
     def study_dir(self) -> Path:
         return Path(self.runs_dir) / self.study_name
 
+    @property
+    def storage_url(self) -> str:
+        return self.storage or store.default_storage(self.study_dir)
+
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -109,8 +113,10 @@ def budget_label(budget: int) -> str:
     return str(budget)
 
 
-def parse_range(text: str) -> tuple[int, int]:
-    """'2-4' -> (2, 4); '3' -> (3, 3)."""
+def parse_range(text) -> tuple[int, int]:
+    """'2-4' or [2, 4] (TOML) -> (2, 4); '3' or 3 -> (3, 3)."""
+    if isinstance(text, (list, tuple)):
+        text = "-".join(map(str, text))
     try:
         parts = [int(p) for p in str(text).split("-")]
         if len(parts) == 1:
@@ -132,10 +138,10 @@ def versions() -> dict:
 class SearchResult:
     study: optuna.Study
     study_dir: Path
-    counts: dict = field(default_factory=dict)
-    front: list = field(default_factory=list)
-    files: list = field(default_factory=list)
-    seconds: float = 0.0
+    counts: dict  # complete / pruned / infeasible / failed
+    front: list
+    files: list
+    seconds: float
 
 
 def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
@@ -152,12 +158,11 @@ def _sampler(cfg: SearchConfig, trials_before: int, worker: int = 0) -> optuna.s
     return optuna.samplers.TPESampler(seed=cfg.seed + trials_before + 100_003 * worker)
 
 
-def open_study(cfg: SearchConfig, info) -> tuple[optuna.Study, str]:
+def open_study(cfg: SearchConfig, info) -> optuna.Study:
     """Create the study, or resume it; refuse to mix datasets in one study."""
-    storage_url = cfg.storage or store.default_storage(cfg.study_dir)
     if cfg.storage is None:
         cfg.study_dir.mkdir(parents=True, exist_ok=True)  # the journal file goes in it
-    storage = store.open_storage(storage_url)  # a bad URL fails here, before anything is written
+    storage = store.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
     existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
     n_before = existing[0].n_trials if existing else 0
     study = optuna.create_study(
@@ -176,8 +181,8 @@ def open_study(cfg: SearchConfig, info) -> tuple[optuna.Study, str]:
             f"study {cfg.study_name!r} holds trials on dataset {recorded['name']!r} "
             f"(limit-train {recorded.get('limit_train')}); got {info.name!r} (limit-train "
             f"{cfg.limit_train}); accuracies would not be comparable: pass another --study")
-    store.write_pointer(cfg.study_dir, cfg.study_name, storage_url)
-    return study, storage_url
+    store.write_pointer(cfg.study_dir, cfg.study_name, cfg.storage_url)
+    return study
 
 
 def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_dir: Path):
@@ -257,41 +262,36 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 f"the constraints rule out even the smallest {cfg.space!r} model")
         raise UsageError(f"{what} for {data.info.name} ({verdict.params:,} params, "
                          f"{smallest.to_string()}): " + "; ".join(verdict.violations))
-    study, storage_url = open_study(cfg, data.info)
-    log(f"study {cfg.study_name!r} stored in {storage_url}")
-    log(f"dashboard: optuna-dashboard {storage_url}")
+    study = open_study(cfg, data.info)
+    log(f"study {cfg.study_name!r} stored in {cfg.storage_url}")
+    log(f"dashboard: optuna-dashboard {cfg.storage_url}")
 
     done = sum(count_states(study, cfg.space).values())
     remaining = cfg.trials - done
-    if remaining <= 0:
-        log(f"study already has {done} finished {cfg.space!r} trials (--trials {cfg.trials}); "
-            f"nothing to run; raise --trials to search more")
-    else:
-        if done:
-            log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
-        log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
-            f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} trials x "
-            f"{cfg.epochs} epochs on {device}"
-            + (f", {cfg.jobs} worker processes" if cfg.jobs > 1 else ""))
-        try:
+    try:
+        if remaining <= 0:
+            log(f"study already has {done} finished {cfg.space!r} trials (--trials {cfg.trials}); "
+                f"nothing to run; raise --trials to search more")
+        else:
+            if done:
+                log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
+            log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
+                f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} "
+                f"trials x {cfg.epochs} epochs on {device}"
+                + (f", {cfg.jobs} worker processes" if cfg.jobs > 1 else ""))
             if cfg.jobs > 1:
                 _run_workers(cfg, remaining, len(study.trials))
             else:
                 data = _on_device(data, device)
-                _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining, log,
-                          progress)
-        except KeyboardInterrupt:
-            # Optuna has marked the running trial failed; keep what completed.
-            write_front(study, cfg.study_dir, data, device)
-            study.set_user_attr("trial_counts", count_states(study))
-            raise
-
-    counts = count_states(study)
-    study.set_user_attr("trial_counts", counts)
-    result = SearchResult(study, cfg.study_dir, counts)
-    result.front, result.files = write_front(study, cfg.study_dir, data, device)
-    result.seconds = time.perf_counter() - start
-    return result
+                _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
+                          log, progress)
+    finally:
+        # Also after Ctrl-C (Optuna has marked the running trial failed): the counts and
+        # the front come from whatever completed.
+        counts = count_states(study)
+        study.set_user_attr("trial_counts", counts)
+        front, files = write_front(study, cfg.study_dir, data, device)
+    return SearchResult(study, cfg.study_dir, counts, front, files, time.perf_counter() - start)
 
 
 def _run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
@@ -311,8 +311,7 @@ def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, t
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     device = cfg.resolved_device()
     data = _on_device(load(cfg.dataset, cfg.data_dir, False, cfg.limit_train), device)
-    storage = store.open_storage(cfg.storage or store.default_storage(cfg.study_dir))
-    study = optuna.load_study(study_name=cfg.study_name, storage=storage,
+    study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
                               sampler=_sampler(cfg, trials_before, worker + 1),
                               pruner=_make_pruner(cfg.pruner, cfg.epochs))
     _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials,
@@ -397,7 +396,7 @@ def load_data_for(study: optuna.Study, data_dir=None) -> Data | None:
     """The study's dataset, for scoring: from --data-dir, else $NAS_DATA_DIR, else the folder
     the search used. None when it cannot be found there."""
     recorded = study.user_attrs.get("data", {})
-    data_dir = data_dir or os.environ.get("NAS_DATA_DIR") or recorded.get("dir")
+    data_dir = resolve_data_dir(data_dir, fallback=recorded.get("dir", "data"))
     try:
         return load(recorded.get("name", "mnist"), data_dir, False, recorded.get("limit_train"))
     except DataError:

@@ -59,13 +59,17 @@ def write_pointer(study_dir: Path, study_name: str, storage: str) -> None:
         json.dumps({"study_name": study_name, "storage": storage}, indent=2) + "\n")
 
 
-def load_study(study_dir: str | Path) -> optuna.Study:
-    study_dir = Path(study_dir)
-    pointer = study_dir / "study.json"
+def read_pointer(study_dir: str | Path) -> dict:
+    """{"study_name", "storage"} of a study folder."""
+    pointer = Path(study_dir) / "study.json"
     if not pointer.is_file():
         raise UsageError(f"{study_dir} is not a study folder (no study.json); give the folder "
                          f"that `nas search` wrote, e.g. runs/mnist-50k")
-    meta = json.loads(pointer.read_text())
+    return json.loads(pointer.read_text())
+
+
+def load_study(study_dir: str | Path) -> optuna.Study:
+    meta = read_pointer(study_dir)
     try:
         return optuna.load_study(study_name=meta["study_name"], storage=open_storage(meta["storage"]))
     except KeyError:

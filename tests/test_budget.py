@@ -21,15 +21,17 @@ def info(c, h, w, k):
     return DataInfo("t", c, h, w, k, (0.5,) * c, (0.25,) * c, tuple(map(str, range(k))))
 
 
-def random_specs(space, n, seed):
-    """Specs drawn by the space itself (random sampler), over shapes, budgets, layer ranges."""
+def random_specs(space, n, seed, budgets=(3_000, 20_000, 50_000, 200_000), shapes=SHAPES,
+                 layer_limit_every=5):
+    """Specs drawn by the space itself (random sampler), cycling through shapes and budgets;
+    every ``layer_limit_every``-th draw also limits conv layers to 2-4."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    budgets = [3_000, 20_000, 50_000, 200_000]
     for i in range(n):
         trial = study.ask()
-        c = Constraints(budgets[i % 4], (2, 4) if i % 5 == 0 else None)
-        yield search_spaces.get_space(space)(trial, info(*SHAPES[i % len(SHAPES)]), c), c
+        limit = (2, 4) if layer_limit_every and i % layer_limit_every == 0 else None
+        c = Constraints(budgets[i % len(budgets)], limit)
+        yield search_spaces.get_space(space)(trial, info(*shapes[i % len(shapes)]), c), c
         study.tell(trial, 0.0)
 
 
@@ -84,18 +86,10 @@ def test_check_reports_each_violation():
 
 @pytest.mark.parametrize("space", search_spaces.space_names())
 def test_fewer_than_20_percent_infeasible_at_50k(space):
-    verdicts = [check(spec, c).feasible for spec, c in
-                ((s, Constraints(50_000)) for s, _ in random_specs_at(space, 50_000, 150))]
+    draws = random_specs(space, 150, seed=7, budgets=(50_000,), shapes=[(1, 28, 28, 10)],
+                         layer_limit_every=0)
+    verdicts = [check(spec, c).feasible for spec, c in draws]
     assert sum(not ok for ok in verdicts) / len(verdicts) < 0.20
-
-
-def random_specs_at(space, budget, n):
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7))
-    for _ in range(n):
-        trial = study.ask()
-        yield search_spaces.get_space(space)(trial, info(1, 28, 28, 10), Constraints(budget)), None
-        study.tell(trial, 0.0)
 
 
 def test_conv_layer_limit_is_respected_by_construction():
