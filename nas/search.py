@@ -75,9 +75,12 @@ class SearchConfig:
             raise UsageError(f"--lr must be a positive number, got {self.lr!r}")
         if self.device != "auto":
             try:
-                torch.device(self.device)
+                device = torch.device(self.device)
             except RuntimeError:
                 raise UsageError(f"bad --device {self.device!r}; use auto, cpu, cuda or cuda:N") from None
+            if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+                raise UsageError(f"--device {self.device!r} but this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s); use cpu or auto")
         if self.study is not None:
             store.check_study_name(self.study)
         self.constraints()  # range checks live there
@@ -161,7 +164,7 @@ def _sampler(cfg: SearchConfig, trials_before: int, worker: int = 0) -> optuna.s
 def open_study(cfg: SearchConfig, info) -> optuna.Study:
     """Create the study, or resume it; refuse to mix datasets in one study."""
     if cfg.storage is None:
-        cfg.study_dir.mkdir(parents=True, exist_ok=True)  # the journal file goes in it
+        store.make_study_dir(cfg.study_dir)  # the journal file goes in it
     storage = store.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
     existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
     n_before = existing[0].n_trials if existing else 0

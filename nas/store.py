@@ -53,8 +53,16 @@ def open_storage(url: str):
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
+def make_study_dir(study_dir: Path) -> None:
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create study folder {str(study_dir)!r}: {exc.strerror}; "
+                         f"pass a writable --runs-dir") from None
+
+
 def write_pointer(study_dir: Path, study_name: str, storage: str) -> None:
-    study_dir.mkdir(parents=True, exist_ok=True)
+    make_study_dir(study_dir)
     (study_dir / "study.json").write_text(
         json.dumps({"study_name": study_name, "storage": storage}, indent=2) + "\n")
 

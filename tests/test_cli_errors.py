@@ -27,6 +27,8 @@ def _cases(tmp):
         (syn + ["--study", "../escape"], "bad study name '../escape'"),
         (syn + ["--trials", "0"], "--trials must be an integer >= 1, got 0"),
         (syn + ["--jobs", "0"], "--jobs must be an integer >= 1, got 0"),
+        (syn + ["--device", "cuda:7"], "--device 'cuda:7' but this machine has"),
+        (syn + ["--runs-dir", "/proc/no-such-dir"], "cannot create study folder"),
         (syn + ["--storage", tmp / "no" / "such" / "dir.log"], "cannot open storage"),
         (["search", "--dataset", "mnist", "--data-dir", tmp / "empty"],
          "dataset 'mnist' not found in data dir"),
