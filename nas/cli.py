@@ -61,10 +61,17 @@ def _add_search(sub) -> None:
     p.add_argument("--epochs", type=_int, help="training epochs per trial (default 3)")
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
     p.add_argument("--seed", type=_int, help="sampler and training seed (default 0)")
-    p.add_argument("--batch-size", type=_int, help="training batch size (default 128)")
-    p.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine (default 0.005)")
+    p.add_argument("--batch-size", type=_int,
+                   help="training batch size (default 128 on CPU, 512 on a GPU)")
+    p.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine "
+                                             "(default 0.005 x sqrt(batch/128): 0.005 at 128, 0.01 at 512)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: GPU when there is one)")
+    p.add_argument("--precision", help="auto | bf16 | fp32 (default auto: bf16 autocast on a GPU)")
+    p.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
+                   help="train eagerly on the GPU instead of replaying a captured CUDA graph")
     p.add_argument("--jobs", type=_int, help="worker processes on the one study (default 1)")
+    p.add_argument("--gpus", help="CUDA devices to spread the --jobs workers over, e.g. 0,1 "
+                                  "(several workers per GPU are fine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 

@@ -40,6 +40,7 @@ class DataInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...]
+    augment: str = "none"  # per-batch training augmentation (nas.train.augment)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -162,6 +163,10 @@ def make_synthetic(n_train: int = 1500, n_test: int = 400, size: int = 16,
     return train_x, train_y, test_x, test_y, tuple(f"class{i}" for i in range(num_classes))
 
 
+# Flips and crops help natural images; digits must not be mirrored, and the search's brief
+# trials on small digit images gain nothing from translation.
+AUGMENT = {"cifar10": "flip-crop"}
+
 LOADERS = {
     "mnist": lambda root, dl: _load_idx("mnist", "MNIST", "MNIST", DIGITS, root, dl),
     "fashion-mnist": lambda root, dl: _load_idx("fashion-mnist", "FashionMNIST",
@@ -198,5 +203,6 @@ def load(name: str, data_dir=None, download: bool = False, limit_train: int | No
     pixels = train_x.float().div_(255).transpose(0, 1).reshape(train_x.shape[1], -1)
     info = DataInfo(name, train_x.shape[1], train_x.shape[2], train_x.shape[3], len(classes),
                     tuple(round(v, 4) for v in pixels.mean(1).tolist()),
-                    tuple(round(max(v, 1e-3), 4) for v in pixels.std(1).tolist()), classes)
+                    tuple(round(max(v, 1e-3), 4) for v in pixels.std(1).tolist()), classes,
+                    AUGMENT.get(name, "none"))
     return Data(info, train_x, train_y, val_x, val_y, test_x, test_y)

@@ -8,6 +8,7 @@ from every completed trial (``nas.pareto``).
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -26,7 +27,7 @@ from nas.budget import Constraints, check
 from nas.data import Data, DataError, dataset_names, load, resolve_data_dir
 from nas.errors import UsageError
 from nas.model import build
-from nas.train import TrainConfig, train
+from nas.train import PRECISIONS, TrainConfig, train
 
 PRUNERS = ("median", "hyperband", "none")
 TrialState = optuna.trial.TrialState
@@ -49,10 +50,13 @@ class SearchConfig:
     conv_layers: tuple[int, int] | None = None
     max_macs: int | None = None
     seed: int = 0
-    batch_size: int = 128
-    lr: float = 5e-3
+    batch_size: int | None = None  # None: 128 on CPU, 512 on a GPU
+    lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    cuda_graph: bool = True  # capture the train step on CUDA (False: always eager)
     jobs: int = 1  # worker processes on the one study
+    gpus: tuple[int, ...] | None = None  # CUDA devices the workers are spread over
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,8 +75,19 @@ class SearchConfig:
                                       or value < low):
                 raise UsageError(f"--{name.replace('_', '-')} must be an integer >= {low}, "
                                  f"got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise UsageError(f"--lr must be a positive number, got {self.lr!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown --precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.gpus is not None:
+            self.gpus = parse_gpus(self.gpus)
+            if self.device not in ("auto", "cuda"):
+                raise UsageError(f"--gpus {','.join(map(str, self.gpus))} needs CUDA; "
+                                 f"got --device {self.device!r}")
+            have = torch.cuda.device_count()
+            if max(self.gpus) >= have:
+                raise UsageError(f"--gpus {','.join(map(str, self.gpus))} but this machine has "
+                                 f"{have} CUDA device(s)" + (f" (valid: 0-{have - 1})" if have else ""))
         if self.device != "auto":
             try:
                 device = torch.device(self.device)
@@ -103,10 +118,25 @@ class SearchConfig:
     def storage_url(self) -> str:
         return self.storage or store.default_storage(self.study_dir)
 
-    def resolved_device(self) -> torch.device:
+    def resolved_device(self, worker: int = 0) -> torch.device:
+        """The device of worker ``worker``: --gpus round-robin, else --device."""
+        if self.gpus:
+            return torch.device("cuda", self.gpus[worker % len(self.gpus)])
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+
+def parse_gpus(text) -> tuple[int, ...]:
+    """'0,1' or [0, 1] (TOML) -> (0, 1); several workers may share one GPU."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    try:
+        gpus = tuple(int(str(g).strip()) for g in items)
+    except ValueError:
+        gpus = ()
+    if not gpus or min(gpus) < 0:
+        raise UsageError(f"bad --gpus {text!r}: expected CUDA device numbers, e.g. 0,1")
+    return gpus
 
 
 def budget_label(budget: int) -> str:
@@ -207,33 +237,55 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
             trial.set_user_attr("infeasible", reason)
             raise optuna.TrialPruned(f"infeasible: {reason}")
 
-        torch.manual_seed(cfg.seed + trial.number)
-        model = build(spec).to(device)
-
-        def on_epoch(epoch: int, val_acc: float) -> None:
-            trial.report(val_acc, epoch)
-            # Never prune after the last epoch: the training is paid for, and a small model
-            # below the median can still be on the params-vs-accuracy front.
-            if epoch < cfg.epochs and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
-
-        train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number)
         try:
-            result = train(model, data, train_cfg, on_epoch)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            # Record why, then let Optuna mark the trial failed; the search goes on.
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {str(exc)[:300]}")
-            raise
-        path = store.weights_path(study_dir, trial.number)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
-        trial.set_user_attr("val_acc", result.val_acc)
-        trial.set_user_attr("train_time", round(result.seconds, 3))
-        return result.val_acc
+            return _train_candidate(trial, spec, cfg, data, device, study_dir)
+        finally:
+            if device.type == "cuda":
+                # After the model, optimiser and graph are gone: must not grow trial to trial.
+                trial.set_user_attr("gpu_mem_allocated", torch.cuda.memory_allocated(device))
 
     return objective
+
+
+def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
+                     device: torch.device, study_dir: Path) -> float:
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed + trial.number)
+    model = build(spec).to(device)
+    build_seconds = time.perf_counter() - t0
+
+    def on_epoch(epoch: int, val_acc: float) -> None:
+        trial.report(val_acc, epoch)
+        # Never prune after the last epoch: the training is paid for, and a small model
+        # below the median can still be on the params-vs-accuracy front.
+        if epoch < cfg.epochs and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
+
+    train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number,
+                            precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False)
+    trial.set_user_attr("device", str(device))
+    trial.set_user_attr("host", platform.node())  # where its weights are, on a shared study
+    try:
+        result = train(model, data, train_cfg, on_epoch)
+    except optuna.TrialPruned:
+        raise
+    except Exception as exc:
+        # Record why, then let Optuna mark the trial failed; the search goes on.
+        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {str(exc)[:300]}")
+        raise
+    path = store.weights_path(study_dir, trial.number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    for key, value in {"val_acc": result.val_acc, "train_time": round(result.seconds, 3),
+                       "build_time": round(build_seconds, 4),
+                       "capture_time": round(result.capture_seconds, 4),
+                       "eval_time": round(result.eval_seconds, 4),
+                       "batch_size": result.batch_size, "lr": result.lr, "bf16": result.bf16,
+                       "cuda_graph": result.cuda_graph}.items():
+        trial.set_user_attr(key, value)
+    if result.graph_fallback:
+        trial.set_user_attr("graph_fallback", result.graph_fallback)
+    return result.val_acc
 
 
 def count_states(study: optuna.Study, space: str | None = None) -> dict:
@@ -254,6 +306,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                progress: bool = True) -> SearchResult:
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
+    configure_logging()
     device = cfg.resolved_device()
     data = load(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train)
     constraints = cfg.constraints()
@@ -280,11 +333,14 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
             log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
                 f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} "
-                f"trials x {cfg.epochs} epochs on {device}"
+                f"trials x {cfg.epochs} epochs on "
+                + (", ".join(f"cuda:{g}" for g in cfg.gpus) if cfg.gpus and cfg.jobs > 1 else str(device))
                 + (f", {cfg.jobs} worker processes" if cfg.jobs > 1 else ""))
             if cfg.jobs > 1:
                 _run_workers(cfg, remaining, len(study.trials))
             else:
+                if device.type == "cuda":
+                    torch.cuda.set_device(device)  # graphs and streams are made on it
                 data = _on_device(data, device)
                 _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
                           log, progress)
@@ -312,13 +368,26 @@ def _run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
 def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, threads: int) -> None:
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    device = cfg.resolved_device()
+    configure_logging()
+    device = cfg.resolved_device(worker)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     data = _on_device(load(cfg.dataset, cfg.data_dir, False, cfg.limit_train), device)
     study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
                               sampler=_sampler(cfg, trials_before, worker + 1),
                               pruner=_make_pruner(cfg.pruner, cfg.epochs))
     _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials,
               lambda line: print(line, flush=True), progress=False, label=f"w{worker} ")
+
+
+def configure_logging() -> None:
+    """Notes from deep inside (e.g. a CUDA graph fallback) go to stderr as 'nas: ...'."""
+    logger = logging.getLogger("nas")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("nas: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _on_device(data: Data, device: torch.device) -> Data:

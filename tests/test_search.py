@@ -44,6 +44,11 @@ def test_search_records_everything_and_writes_front(searched):
     assert complete, "no trial completed"
     for t in complete:
         assert t.user_attrs["train_time"] > 0 and set(t.intermediate_values) == {1, 2}
+        # The CPU path, as recorded: eager fp32 at batch 128; timings that add up.
+        a = t.user_attrs
+        assert (a["batch_size"], a["bf16"], a["cuda_graph"], a["device"]) == (128, False, False, "cpu")
+        assert 0 < a["eval_time"] < a["train_time"] and a["build_time"] > 0 and a["host"]
+        assert "gpu_mem_allocated" not in a and "graph_fallback" not in a
         # Nothing over budget was ever built: the saved weights hold <= BUDGET numbers.
         state = torch.load(store.weights_path(study_dir, t.number), weights_only=True)
         assert sum(v.numel() for k, v in state.items() if "running" not in k
