@@ -49,7 +49,11 @@ def _add_search(sub) -> None:
     p.add_argument("--budget", type=_int, help="max trainable params, e.g. 50000 or 50k (default 50k)")
     p.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
     p.add_argument("--max-macs", type=_int, help="max multiply-accumulates per image")
-    p.add_argument("--dataset", help=f"{', '.join(dataset_names())} (default mnist)")
+    p.add_argument("--dataset", help=f"{', '.join(dataset_names())}; arrays and folder as "
+                                     f"NAME:PATH, fer2013 optionally (default mnist)")
+    p.add_argument("--image-size", type=_int, help="folder datasets: resize images to NxN")
+    p.add_argument("--grayscale", action="store_true", help="folder datasets: one channel")
+    p.add_argument("--augment", help="none | crop | flip-crop (default: the dataset's own)")
     p.add_argument("--data-dir", help="folder holding the datasets (default $NAS_DATA_DIR or ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
     p.add_argument("--limit-train", type=_int, help="train on at most N images (quick runs)")

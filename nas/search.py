@@ -24,10 +24,11 @@ import nas
 import search_spaces
 from nas import pareto, store
 from nas.budget import Constraints, check
-from nas.data import Data, DataError, dataset_names, load, resolve_data_dir
+from nas import data as datasets
+from nas.data import Data, DataError, load, resolve_data_dir
 from nas.errors import UsageError
 from nas.model import build
-from nas.train import PRECISIONS, TrainConfig, train
+from nas.train import AUGMENTS, PRECISIONS, TrainConfig, train
 
 PRUNERS = ("median", "hyperband", "none")
 TrialState = optuna.trial.TrialState
@@ -37,8 +38,11 @@ TrialState = optuna.trial.TrialState
 class SearchConfig:
     space: str = "mobilenet"
     budget: int = 50_000
-    dataset: str = "mnist"
+    dataset: str = "mnist"  # a name, or NAME:PATH (arrays:x.npz, folder:images/, fer2013:f.csv)
     data_dir: str | None = None
+    image_size: int | None = None  # folder datasets: resize every image to NxN
+    grayscale: bool = False  # folder datasets: decode as one channel
+    augment: str | None = None  # None: the dataset's own (none for digits, flip-crop for faces)
     download: bool = False
     limit_train: int | None = None
     study: str | None = None  # default: "<dataset>-<budget>", e.g. mnist-50k
@@ -64,12 +68,14 @@ class SearchConfig:
     def validate(self) -> None:
         """Every check of a search's settings, so bad input fails before any work starts."""
         search_spaces.get_space(self.space)  # raises with the valid names
-        if self.dataset not in dataset_names():
-            raise UsageError(f"unknown dataset {self.dataset!r}; valid: {', '.join(dataset_names())}")
+        datasets.check_name(self.dataset)
+        if self.augment is not None and self.augment not in AUGMENTS:
+            raise UsageError(f"unknown --augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"unknown pruner {self.pruner!r}; valid: {', '.join(PRUNERS)}")
         for name, low in (("budget", 1), ("trials", 1), ("epochs", 1), ("batch_size", 1),
-                          ("limit_train", 1), ("max_macs", 1), ("jobs", 1)):
+                          ("limit_train", 1), ("max_macs", 1), ("jobs", 1),
+                          ("image_size", 4)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                       or value < low):
@@ -108,7 +114,7 @@ class SearchConfig:
 
     @property
     def study_name(self) -> str:
-        return self.study or f"{self.dataset}-{budget_label(self.budget)}"
+        return self.study or f"{datasets.label(self.dataset)}-{budget_label(self.budget)}"
 
     @property
     def study_dir(self) -> Path:
@@ -206,6 +212,7 @@ def open_study(cfg: SearchConfig, info) -> optuna.Study:
         study.set_user_attr("config", {k: v for k, v in asdict(cfg).items()
                                        if k not in ("data_dir", "storage", "runs_dir")})
         study.set_user_attr("data", {**asdict(info), "limit_train": cfg.limit_train,
+                                     "image_size": cfg.image_size, "grayscale": cfg.grayscale,
                                      "dir": str(resolve_data_dir(cfg.data_dir).resolve())})
         study.set_user_attr("seed", cfg.seed)
         study.set_user_attr("versions", versions())
@@ -262,7 +269,8 @@ def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
             raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
 
     train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number,
-                            precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False)
+                            precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
+                            augment=cfg.augment)
     trial.set_user_attr("device", str(device))
     trial.set_user_attr("host", platform.node())  # where its weights are, on a shared study
     try:
@@ -308,7 +316,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
     configure_logging()
     device = cfg.resolved_device()
-    data = load(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train)
+    data = load_data(cfg, cfg.download)
     constraints = cfg.constraints()
     smallest = search_spaces.smallest_model(cfg.space, data.info, constraints)
     verdict = check(smallest, constraints)
@@ -353,6 +361,10 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     return SearchResult(study, cfg.study_dir, counts, front, files, time.perf_counter() - start)
 
 
+def load_data(cfg: SearchConfig, download: bool = False) -> Data:
+    return load(cfg.dataset, cfg.data_dir, download, cfg.limit_train, cfg.image_size, cfg.grayscale)
+
+
 def _run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
     """``cfg.jobs`` processes on one study; the storage keeps them apart. The trials are
     split exactly, so the study gets ``n_trials`` more, none run twice."""
@@ -372,7 +384,7 @@ def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, t
     device = cfg.resolved_device(worker)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    data = _on_device(load(cfg.dataset, cfg.data_dir, False, cfg.limit_train), device)
+    data = _on_device(load_data(cfg), device)
     study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
                               sampler=_sampler(cfg, trials_before, worker + 1),
                               pruner=_make_pruner(cfg.pruner, cfg.epochs))
@@ -470,6 +482,7 @@ def load_data_for(study: optuna.Study, data_dir=None) -> Data | None:
     recorded = study.user_attrs.get("data", {})
     data_dir = resolve_data_dir(data_dir, fallback=recorded.get("dir", "data"))
     try:
-        return load(recorded.get("name", "mnist"), data_dir, False, recorded.get("limit_train"))
+        return load(recorded.get("name", "mnist"), data_dir, False, recorded.get("limit_train"),
+                    recorded.get("image_size"), recorded.get("grayscale", False))
     except DataError:
         return None

@@ -30,3 +30,9 @@ def run(tmp_path, capsys):
         return code, out, err
 
     return _run
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Decoded-dataset cache in a temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "nas-cache"))

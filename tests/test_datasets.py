@@ -1,0 +1,181 @@
+"""Datasets from real files on disk: a generated FER2013-style CSV, NumPy arrays (.npz,
+.npy folder, tar.xz), an image tree of real PNG/JPEG files, and the real FER2013."""
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import shared_data_dir
+from nas.data import DataError, load
+
+USAGES = ["Training"] * 20 + ["PublicTest"] * 6 + ["PrivateTest"] * 5
+
+
+def fer_rows(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (len(USAGES), 48, 48), dtype=np.uint8)
+    y = rng.integers(0, 7, len(USAGES))
+    return x, y
+
+
+def write_csv(path, x, y, usages=USAGES):
+    with open(path, "w") as f:
+        f.write("emotion,pixels,Usage\n")
+        for image, label, usage in zip(x, y, usages):
+            f.write(f"{label},{' '.join(map(str, image.ravel()))},{usage}\n")
+    return path
+
+
+def write_tar(path, arrays):
+    with tarfile.open(path, "w:xz") as tar:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, array)
+            info = tarfile.TarInfo(f"{name}.npy")
+            info.size = buf.tell()
+            buf.seek(0)
+            tar.addfile(info, buf)
+    return path
+
+
+def as_arrays(x, y):
+    split = {"train": slice(0, 20), "val": slice(20, 26), "test": slice(26, 31)}
+    return {f"{k}_{s}": (x if k == "x" else y.astype(np.uint8))[sl]
+            for s, sl in split.items() for k in "xy"}
+
+
+def test_fer2013_csv_splits_by_usage_and_equals_the_arrays_form(tmp_path):
+    x, y = fer_rows()
+    write_csv(tmp_path / "fer2013.csv", x, y)
+    csv = load(f"fer2013:{tmp_path / 'fer2013.csv'}")
+    assert (len(csv.train_x), len(csv.val_x), len(csv.test_x)) == (20, 6, 5)
+    assert csv.info.input_shape == (1, 48, 48) and csv.info.classes[3] == "Happy"
+    assert torch.equal(csv.train_x[:, 0], torch.from_numpy(x[:20]))  # rows kept in order
+    assert torch.equal(csv.test_y, torch.from_numpy(y[26:]))
+    in_folder = load("fer2013", data_dir=tmp_path)  # the CSV inside a folder
+    tar = load(f"arrays:{write_tar(tmp_path / 'fer.tar.xz', as_arrays(x, y))}")
+    for other in (in_folder, tar):
+        for split in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+            assert torch.equal(getattr(csv, split), getattr(other, split)), split
+
+
+@pytest.mark.parametrize("row, message", [
+    ("3,1 2 3,Training", "line 3: expected 2304 pixel values (48x48) in 0-255, got 3 values"),
+    ("3," + " ".join(["1"] * 2304), "line 3: expected 3 fields (emotion,pixels,Usage), got 2"),
+    ("9," + " ".join(["1"] * 2304) + ",Training", "line 3: emotion 9 out of range 0-6"),
+    ("3," + " ".join(["300"] * 2304) + ",Training", "line 3: expected 2304 pixel values (48x48) in 0-255, got 2304 values in 300-300"),
+    ("3," + " ".join(["1"] * 2304) + ",Holdout", "line 3: Usage 'Holdout'"),
+], ids=["short-pixels", "short-row", "bad-emotion", "bad-pixel", "bad-usage"])
+def test_malformed_fer2013_rows_are_named_by_file_and_line(tmp_path, run, row, message):
+    x, y = fer_rows()
+    path = write_csv(tmp_path / "bad.csv", x[:1], y[:1])
+    with open(path, "a") as f:
+        f.write(row + "\n")
+    code, _, err = run("search", "--dataset", f"fer2013:{path}", "--runs-dir", tmp_path / "runs")
+    assert code == 2 and f"{path}, {message}" in err and err.count("\n") == 1, err
+
+
+def test_arrays_as_npz_and_npy_folder_with_channels_last_images(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (40, 12, 10, 3), dtype=np.uint8)
+    y = rng.integers(0, 5, 40)
+    np.savez(tmp_path / "set.npz", x_train=x[:30], y_train=y[:30], x_test=x[30:], y_test=y[30:])
+    (tmp_path / "npy").mkdir()
+    for name, array in {"x_train": x[:30], "y_train": y[:30], "x_test": x[30:], "y_test": y[30:]}.items():
+        np.save(tmp_path / "npy" / f"{name}.npy", array)
+    a, b = load(f"arrays:{tmp_path / 'set.npz'}"), load(f"arrays:{tmp_path / 'npy'}")
+    assert a.info.input_shape == (3, 12, 10) and a.info.num_classes == int(y.max()) + 1
+    assert torch.equal(a.test_x, torch.from_numpy(x[30:]).permute(0, 3, 1, 2))
+    # No x_val: validation is split off the training images, the same way each time.
+    assert len(a.val_x) == 3 and len(a.train_x) == 27
+    for split in ("train_x", "val_x", "test_y"):
+        assert torch.equal(getattr(a, split), getattr(b, split))
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((4, 8, 8), np.float32), "y_train": np.zeros(4, int)},
+     "x_train]: images must be uint8 (0-255), got float32"),
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.zeros(3, int)},
+     "y_train]: labels must be 4 integers >= 0"),
+    ({"x_train": np.zeros((4, 8), np.uint8), "y_train": np.zeros(4, int)},
+     "images must be (N, H, W) or (N, H, W, C)"),
+    ({"y_train": np.zeros(4, int)}, "needs x_train and y_train (found: y_train)"),
+])
+def test_bad_arrays_get_one_line(tmp_path, run, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    code, _, err = run("search", "--dataset", f"arrays:{tmp_path / 'bad.npz'}",
+                       "--runs-dir", tmp_path / "runs")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def make_tree(root, size=(20, 16), mode="RGB", per_class=6):
+    rng = np.random.default_rng(2)
+    for split, n in (("train", per_class), ("test", 2)):
+        for cls in ("cat", "dog"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                shape = (size[1], size[0]) + ((3,) if mode == "RGB" else ())
+                image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+                image.save(root / split / cls / f"{i}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+def test_image_folder_decodes_resizes_and_caches(tmp_path):
+    tree = make_tree(tmp_path / "pets")
+    data = load(f"folder:{tree}")
+    assert data.info.input_shape == (3, 16, 20) and data.info.classes == ("cat", "dog")
+    assert len(data.test_x) == 4 and len(data.train_x) + len(data.val_x) == 12
+    assert data.info.augment == "flip-crop"
+    first = Image.open(tree / "test" / "cat" / "1.png")
+    assert torch.equal(data.test_x[1], torch.from_numpy(np.array(first)).permute(2, 0, 1))
+    small = load(f"folder:{tree}", image_size=8, grayscale=True)
+    assert small.info.input_shape == (1, 8, 8)
+    cache = list(Path(os.environ["NAS_CACHE_DIR"]).glob("*.pkl"))
+    assert len(cache) >= 2 and not any(p.suffix == ".pkl" for p in tree.rglob("*"))
+    # A changed file invalidates the cache: decoded again, not served stale.
+    Image.fromarray(np.zeros((16, 20, 3), np.uint8)).save(tree / "test" / "cat" / "1.png")
+    assert load(f"folder:{tree}").test_x[1].sum() == 0
+
+
+def test_grey_images_load_as_one_channel(tmp_path):
+    data = load(f"folder:{make_tree(tmp_path / 'g', mode='L')}")
+    assert data.info.in_channels == 1
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: (t / "train" / "cat" / "0.jpg").write_bytes(b"not an image"), "cannot decode image"),
+    (lambda t: Image.new("RGB", (5, 5)).save(t / "train" / "dog" / "odd.png"),
+     "odd.png is 5x5, others are 20x16; pass --image-size N"),
+    (lambda t: (t / "test" / "bird").mkdir(), "class folder(s) bird not in train/"),
+])
+def test_broken_image_folders_name_the_file(tmp_path, run, damage, message):
+    tree = make_tree(tmp_path / "pets")
+    damage(tree)
+    code, _, err = run("search", "--dataset", f"folder:{tree}", "--runs-dir", tmp_path / "runs")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_search_on_an_image_folder_end_to_end(tmp_path, run):
+    tree = make_tree(tmp_path / "pets", per_class=30)
+    code, out, err = run("search", "--dataset", f"folder:{tree}", "--image-size", 16, "--space",
+                         "cnn", "--budget", 5000, "--trials", 2, "--epochs", 1, "--runs-dir",
+                         tmp_path / "runs", "--no-progress")
+    assert code == 0, err
+    assert (tmp_path / "runs" / "pets-5k" / "pareto.json").is_file()  # study named after the folder
+
+
+def test_real_fer2013_matches_its_published_class_counts():
+    root = shared_data_dir()
+    if not (root / "fer2013" / "fer2013.tar.xz").is_file():
+        pytest.fail(f"FER2013 not found under {root}; set NAS_DATA_DIR")
+    data = load("fer2013", data_dir=root)
+    assert data.train_y.bincount().tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
+    assert data.val_y.bincount().tolist() == [467, 56, 496, 895, 653, 415, 607]
+    assert data.test_y.bincount().tolist() == [491, 55, 528, 879, 594, 416, 626]
+    assert data.info.input_shape == (1, 48, 48) and data.info.augment == "flip-crop"
