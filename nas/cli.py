@@ -1,4 +1,4 @@
-"""Command line: nas search | pareto | export | dashboard.
+"""Command line: nas search | pareto | export | count | dashboard.
 
 Bad input of any kind ends with one line on stderr ("nas: error: ...") and exit code 2;
 ``--debug`` shows tracebacks instead. Ctrl-C ends a search with code 130 after writing
@@ -181,6 +181,14 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+def cmd_count(args) -> int:
+    from nas.count import count, parse_shape, table
+
+    shape = parse_shape(args.input) if args.input else None
+    print(table(count(args.model, shape, args.classes)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     import nas
 
@@ -202,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output .pt file (default <study_dir>/model-trialN.pt)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("count", help="params and MACs per layer of a spec, TorchScript file "
+                                     "or torchvision model")
+    p.add_argument("model", help="a spec string (c32k3s2-dw64k3-gap), a .pt TorchScript file, "
+                                 "or a torchvision model name (resnet34, alexnet, ...)")
+    p.add_argument("--input", help="input CxHxW (default 1x28x28 for specs, 3x224x224 for "
+                                   "torchvision models, the sidecar's for exported files)")
+    p.add_argument("--classes", type=_int, help="output classes (default 10 for specs, 1000 for "
+                                                "torchvision models)")
+    p.set_defaults(func=cmd_count)
 
     p = sub.add_parser("dashboard", help="open the study in optuna-dashboard")
     p.add_argument("study_dir")

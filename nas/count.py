@@ -1,0 +1,157 @@
+"""``nas count MODEL``: parameters and MACs per layer, for a spec string, a TorchScript file
+or a torchvision model name.
+
+Specs are counted from the spec (``nas.budget.layers``), without building anything. Torch
+modules are counted by running one image through them: parameters per leaf module, and
+MACs of every Conv2d and Linear from hooks (output elements x inputs per output), the same
+rule as for specs. A TorchScript file has no hooks, so its MACs come from torch's FLOP
+counter (conv and matmul FLOPs / 2) as one total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kind: str
+    params: int
+    macs: int | None
+
+
+@dataclass(frozen=True)
+class Count:
+    what: str
+    input_shape: tuple[int, int, int]
+    rows: list[Row]
+    params: int
+    macs: int | None
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in str(text).lower().split("x"))
+        if min(c, h, w) < 1:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"bad --input {text!r}: expected CxHxW, e.g. 1x28x28 or 3x224x224") from None
+    return c, h, w
+
+
+def torchvision_names() -> list[str]:
+    import torchvision.models
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def count(target: str, input_shape: tuple[int, int, int] | None = None,
+          num_classes: int | None = None) -> Count:
+    if Path(target).is_file():
+        return _count_torchscript(Path(target), input_shape)
+    if target in torchvision_names():
+        import torchvision.models
+
+        model = torchvision.models.get_model(target, weights=None, num_classes=num_classes or 1000)
+        return count_module(model, target, input_shape or (3, 224, 224))
+    return _count_spec(target, input_shape or (1, 28, 28), num_classes or 10)
+
+
+def _count_spec(text: str, shape, num_classes) -> Count:
+    from nas.arch import ArchSpec, SpecError
+    from nas.budget import layers
+
+    try:
+        spec = ArchSpec.from_string(text, *shape, num_classes)
+        rows = [Row(r.name, r.kind, r.params, r.macs) for r in layers(spec)]
+    except SpecError as exc:
+        raise UsageError(f"{text!r} is not a file, a torchvision model (e.g. resnet18, alexnet, "
+                         f"mobilenet_v2) or a valid spec string: {exc}") from None
+    return Count(f"spec {spec.to_string()}", shape, rows, sum(r.params for r in rows),
+                 sum(r.macs for r in rows))
+
+
+def module_rows(model, shape) -> list[Row]:
+    """One row per module that owns parameters; MACs of its Conv2d/Linear by hooks."""
+    import torch
+    from torch import nn
+
+    macs: dict[str, int] = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            if isinstance(module, nn.Conv2d):
+                per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            else:
+                per_output = module.in_features
+            macs[name] = macs.get(name, 0) + output[0].numel() * per_output  # one image
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *shape))
+    except RuntimeError as exc:
+        raise UsageError(f"the model does not take input {'x'.join(map(str, shape))}: "
+                         f"{str(exc).splitlines()[0]}; pass --input CxHxW") from None
+    finally:
+        for h in handles:
+            h.remove()
+    rows = []
+    for name, module in model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own or name in macs:
+            rows.append(Row(name, type(module).__name__, own, macs.get(name)))
+    return rows
+
+
+def count_module(model, what, shape) -> Count:
+    rows = module_rows(model, shape)
+    return Count(what, shape, rows, sum(p.numel() for p in model.parameters()),
+                 sum(r.macs or 0 for r in rows))
+
+
+def _count_torchscript(path: Path, shape) -> Count:
+    import json
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sidecar = path.with_suffix(".json")
+    if shape is None and sidecar.is_file():  # nas export writes the input shape beside it
+        shape = tuple(json.loads(sidecar.read_text()).get("input_shape", ())) or None
+    if shape is None:
+        raise UsageError(f"{path}: pass --input CxHxW (no {sidecar.name} beside it gives the input shape)")
+    try:
+        model = torch.jit.load(str(path), map_location="cpu").eval()
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"{path} is not a TorchScript file: {str(exc).splitlines()[0]}") from None
+    rows = {}
+    for name, p in model.named_parameters():
+        owner = name.rsplit(".", 1)[0]
+        rows[owner] = rows.get(owner, 0) + p.numel()
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, *shape))
+    except RuntimeError as exc:
+        raise UsageError(f"{path} does not take input {'x'.join(map(str, shape))}: "
+                         f"{str(exc).splitlines()[0]}; pass --input CxHxW") from None
+    return Count(f"TorchScript {path}", tuple(shape), [Row(n, "", p, None) for n, p in rows.items()],
+                 sum(rows.values()), counter.get_total_flops() // 2)
+
+
+def table(result: Count) -> str:
+    lines = [f"{result.what}, input {'x'.join(map(str, result.input_shape))}",
+             f"{'layer':<40} {'type':<20} {'params':>12} {'MACs':>15}"]
+    for r in result.rows:
+        lines.append(f"{r.name:<40} {r.kind:<20} {r.params:>12,} "
+                     f"{'' if r.macs is None else format(r.macs, ','):>15}")
+    macs = "n/a" if result.macs is None else f"{result.macs:,}"
+    lines.append(f"{'total':<61} {result.params:>12,} {macs:>15}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""nas count: exact figures for torchvision models, specs and TorchScript files."""
+
+import json
+
+import torch
+
+from nas.arch import ArchSpec
+from nas.budget import count_macs, count_params
+from nas.count import count, count_module
+from nas.model import Normalized, build
+
+SPEC = "c16k3-dw32k3s2-ir48k5e4-gap_fc64"
+
+
+def test_torchvision_models_print_their_published_parameter_counts(run):
+    for name, params in (("alexnet", "61,100,840"), ("resnet34", "21,797,672")):
+        code, out, err = run("count", name)
+        assert code == 0, err
+        total = out.strip().splitlines()[-1].split()
+        assert total[0] == "total" and total[1] == params, out
+    assert count("resnet18", (3, 32, 32), 50).params == 11_202_162  # adapted head: 512*50+50
+
+
+def test_spec_counts_come_from_the_spec_and_match_the_built_model():
+    spec = ArchSpec.from_string(SPEC, 1, 48, 48, 7)
+    result = count(SPEC, (1, 48, 48), 7)
+    assert result.params == count_params(spec) == sum(p.numel() for p in build(spec).parameters())
+    assert result.macs == count_macs(spec)
+    assert [r.name for r in result.rows][-2:] == ["head.hidden", "head.classifier"]
+    # Counting the built module by hooks gives the same per-layer MACs.
+    module = count_module(build(spec), "m", (1, 48, 48))
+    assert module.params == result.params and module.macs == result.macs
+
+
+def test_torchscript_file_reads_its_input_shape_from_the_sidecar(tmp_path, run):
+    spec = ArchSpec.from_string(SPEC, 1, 48, 48, 7)
+    path = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.script(Normalized(build(spec), [0.5], [0.25]).eval()), str(path))
+    (tmp_path / "model.json").write_text(json.dumps({"input_shape": [1, 48, 48]}))
+    result = count(str(path))
+    assert result.params == count_params(spec)
+    assert result.macs == count_macs(spec)  # torch's FLOP counter: conv + matmul, / 2
+    code, out, _ = run("count", path)
+    assert code == 0 and f"{count_params(spec):,}" in out.splitlines()[-1]
+
+
+def test_bad_count_inputs_get_one_line(tmp_path, run):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    for args, message in ((["bogus"], "'bogus' is not a file, a torchvision model"),
+                          (["resnet18", "--input", "3x224"], "bad --input '3x224'"),
+                          ([tmp_path / "junk.pt"], "pass --input CxHxW"),
+                          ([tmp_path / "junk.pt", "--input", "1x28x28"], "is not a TorchScript file")):
+        code, _, err = run("count", *args)
+        assert code == 2 and message in err and err.count("\n") == 1, err
