@@ -1,4 +1,4 @@
-"""Command line: nas search | pareto | export | count | dashboard.
+"""Command line: nas search | pareto | export | train | count | dashboard.
 
 Bad input of any kind ends with one line on stderr ("nas: error: ...") and exit code 2;
 ``--debug`` shows tracebacks instead. Ctrl-C ends a search with code 130 after writing
@@ -161,7 +161,8 @@ def cmd_export(args) -> int:
         raise UsageError("nas export needs exactly one of --best or --trial N")
     study = store.load_study(args.study_dir)
     trial = store.pick_trial(study, args.trial)  # fails early, before loading data
-    out, meta = export(args.study_dir, study, trial, args.out, load_data_for(study, args.data_dir))
+    out, meta = export(args.study_dir, study, trial, args.out, load_data_for(study, args.data_dir),
+                       args.weights)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
           f"val_acc {meta['val_acc']:.4f}, test_acc {test}) to {out} and {out.with_suffix('.json')}")
@@ -178,6 +179,22 @@ def cmd_dashboard(args) -> int:
     url = store.read_pointer(args.study_dir)["storage"]
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {url} (Ctrl-C to stop)")
     run_server(url, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from nas.retrain import RetrainConfig, retrain
+
+    if args.best == (args.trial is not None):
+        raise UsageError("nas train needs exactly one of --best or --trial N")
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("func", "command", "debug", "best") and v is not None}
+    result = retrain(RetrainConfig(**settings))
+    print(f"\ntrial {result['trial']} retrained for {result['epochs']} epochs: val_acc "
+          f"{result['val_acc']:.4f} (search: {result['search_val_acc']:.4f}), test_acc "
+          f"{result['test_acc']:.4f}, {result['params']:,} params, {result['train_time']:.0f}s")
+    print(f"weights: {result['weights']} (figures beside it, .json)")
+    print(f"export:  nas export {args.study_dir} --trial {result['trial']} --weights {result['weights']}")
     return 0
 
 
@@ -209,7 +226,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", type=_int, help="trial number")
     p.add_argument("--out", help="output .pt file (default <study_dir>/model-trialN.pt)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
+    p.add_argument("--weights", help="weights to export instead of the search's, e.g. "
+                                     "runs/mnist-50k/retrained/trial-12.pt from nas train")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", help="retrain a found architecture from scratch, for longer "
+                                     "(optionally distilling from a teacher)")
+    p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
+    p.add_argument("--best", action="store_true", help="the trial with the best val accuracy")
+    p.add_argument("--trial", type=_int, help="trial number")
+    p.add_argument("--epochs", type=_int, help="training epochs (default 30)")
+    p.add_argument("--data-dir", help="dataset folder (default: the search's)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--batch-size", type=_int, help="default 128 on CPU, 512 on a GPU")
+    p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
+    p.add_argument("--label-smoothing", type=float, help="default 0.1")
+    p.add_argument("--teacher", help="TorchScript model to distil from (takes [0, 1] images, "
+                                     "as nas export writes)")
+    p.add_argument("--temperature", type=float, help="distillation temperature (default 4)")
+    p.add_argument("--alpha", type=float, help="weight of the distillation loss (default 0.5)")
+    p.add_argument("--seed", type=_int, help="default 0")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("count", help="params and MACs per layer of a spec, TorchScript file "
                                      "or torchvision model")

@@ -118,6 +118,7 @@ def count_module(model, what, shape) -> Count:
 
 def _count_torchscript(path: Path, shape) -> Count:
     import json
+    import warnings
 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -128,7 +129,9 @@ def _count_torchscript(path: Path, shape) -> Count:
     if shape is None:
         raise UsageError(f"{path}: pass --input CxHxW (no {sidecar.name} beside it gives the input shape)")
     try:
-        model = torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():  # TorchScript's deprecation notice
+            warnings.simplefilter("ignore", FutureWarning)
+            model = torch.jit.load(str(path), map_location="cpu").eval()
     except (RuntimeError, ValueError) as exc:
         raise UsageError(f"{path} is not a TorchScript file: {str(exc).splitlines()[0]}") from None
     rows = {}

@@ -23,21 +23,27 @@ TOLERANCE = 1e-5
 
 
 def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-           out: str | Path | None = None, data=None) -> tuple[Path, dict]:
+           out: str | Path | None = None, data=None, weights: str | Path | None = None
+           ) -> tuple[Path, dict]:
     """Write ``out`` (.pt) and its .json sidecar; returns the .pt path and the sidecar's content.
 
     ``data`` (a ``nas.data.Data``) supplies real test images for the equality check and
     the test accuracy; without it the check uses random images and test_acc is null.
     """
     study_dir = Path(study_dir)
-    spec, net = store.load_trained(study_dir, trial)
+    spec, net = store.load_trained(study_dir, trial, weights)
+    # Retrained weights carry their own validation accuracy beside them (nas train).
+    figures = Path(weights).with_suffix(".json") if weights else None
+    val_acc = (json.loads(figures.read_text())["val_acc"] if figures and figures.is_file()
+               else trial.value)
     params = count_params(spec)
     if params != sum(p.numel() for p in net.parameters()):
         raise RuntimeError(f"trial {trial.number}: built model does not match its spec's count")
     info = study.user_attrs["data"]
     eager = Normalized(net, info["mean"], info["std"]).eval()
 
-    out = Path(out) if out else study_dir / f"model-trial{trial.number}.pt"
+    out = Path(out) if out else study_dir / (f"model-{Path(weights).stem}.pt" if weights
+                                             else f"model-trial{trial.number}.pt")
     if out.suffix != ".pt":
         raise UsageError(f"--out must end in .pt, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +84,8 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         "classes": list(info["classes"]),
         "params": params,
         "macs": trial.user_attrs["macs"],
-        "val_acc": trial.value,
+        "val_acc": val_acc,
+        "weights": str(weights or store.weights_path(study_dir, trial.number)),
         "test_acc": test_acc,
         "arch": trial.user_attrs["arch_str"],
         "arch_spec": trial.user_attrs["arch"],

@@ -110,12 +110,23 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
                      f"completed: {valid}{' ...' if len(done) > 20 else ''}")
 
 
-def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial) -> tuple[ArchSpec, torch.nn.Module]:
-    """Rebuild from the stored spec (not the space's current code) and load the weights."""
+def retrained_path(study_dir: Path, number: int, tag: str = "") -> Path:
+    """Weights of ``nas train`` (tag "kd" when distilled); a .json beside holds its figures."""
+    return Path(study_dir) / "retrained" / f"trial-{number}{'-' + tag if tag else ''}.pt"
+
+
+def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial,
+                 weights: str | Path | None = None) -> tuple[ArchSpec, torch.nn.Module]:
+    """Rebuild from the stored spec (not the space's current code) and load the weights:
+    the search's, or ``weights`` (e.g. from ``nas train``)."""
     spec = ArchSpec.from_dict(trial.user_attrs["arch"])
-    path = weights_path(study_dir, trial.number)
+    path = Path(weights) if weights else weights_path(study_dir, trial.number)
     if not path.is_file():
         raise UsageError(f"weights of trial {trial.number} missing: {path}")
     model = build(spec)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise UsageError(f"{path} does not hold weights for trial {trial.number} "
+                         f"({trial.user_attrs['arch_str']}): {str(exc).splitlines()[0]}") from None
     return spec, model.eval()

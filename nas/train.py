@@ -45,6 +45,9 @@ class TrainConfig:
     cuda_graph: bool | None = None  # None: capture the step on CUDA, eager elsewhere
     augment: str | None = None  # None: the dataset's own (DataInfo.augment)
     label_smoothing: float = 0.0
+    teacher: nn.Module | None = None  # distil from it: takes [0, 1] images, as `nas export` writes
+    kd_temperature: float = 4.0
+    kd_alpha: float = 0.5  # weight of the distillation term; 1 - alpha on the labels
 
 
 @dataclass
@@ -158,6 +161,18 @@ def one_cycle(total_steps: int, warmup: float = 0.25) -> Callable[[int], float]:
     return factor
 
 
+def distillation_loss(logits: torch.Tensor, teacher: nn.Module, images: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target term: KL(teacher || student) at ``temperature``, scaled
+    by T^2 so its gradients keep their size as T changes."""
+    with torch.no_grad():
+        target = teacher(images.float()).float()
+    t = temperature
+    return nn.functional.kl_div(nn.functional.log_softmax(logits.float() / t, 1),
+                                nn.functional.log_softmax(target / t, 1),
+                                reduction="batchmean", log_target=True) * t * t
+
+
 _reported_fallbacks: set[str] = set()
 
 
@@ -206,11 +221,17 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     idx = torch.zeros(batch, dtype=torch.long, device=device)  # the batch in hand; graphs read it
     loss_sum = torch.zeros((), device=device)
 
+    teacher = cfg.teacher.eval() if cfg.teacher is not None else None
+
     def step() -> None:
         x = augment(normalize(data.train_x[idx], mean, std), kind)
         optimizer.zero_grad(set_to_none=True)  # in a capture, backward then allocates the grads
         with _autocast(device, bf16):
-            loss = loss_fn(model(x), data.train_y[idx])
+            logits = model(x)
+            loss = loss_fn(logits, data.train_y[idx])
+            if teacher is not None:
+                loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * distillation_loss(
+                    logits, teacher, x * std + mean, cfg.kd_temperature)  # the same augmented view
         loss.backward()
         optimizer.step()
         loss_sum.add_(loss.detach())

@@ -1,0 +1,124 @@
+"""``nas train``: retrain a found architecture from scratch, for longer, and score it.
+
+A search trains each candidate briefly; the chosen one deserves a full run: more epochs,
+the warm-up + cosine schedule, the dataset's augmentation, label smoothing and optionally
+knowledge distillation from any TorchScript teacher. The weights and figures are stored in
+the study folder (``retrained/trial-N[-kd].pt`` and ``.json``), and ``nas export --weights``
+turns them into a TorchScript file.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nas import store
+from nas.errors import UsageError
+from nas.train import TrainConfig, accuracy, train
+
+
+@dataclass
+class RetrainConfig:
+    study_dir: str
+    trial: int | None = None  # None: the best trial
+    epochs: int = 30
+    data_dir: str | None = None
+    device: str = "auto"
+    batch_size: int | None = None
+    lr: float | None = None
+    label_smoothing: float = 0.1
+    teacher: str | None = None  # TorchScript file
+    temperature: float = 4.0
+    alpha: float = 0.5
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"--epochs must be an integer >= 1, got {self.epochs}")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.alpha <= 1:
+            raise UsageError(f"--alpha must be in [0, 1], got {self.alpha}")
+        if not self.temperature > 0:
+            raise UsageError(f"--temperature must be > 0, got {self.temperature}")
+
+
+def load_teacher(path: str, data, device: torch.device) -> torch.nn.Module:
+    """A TorchScript classifier taking [0, 1] images of the dataset's shape (what `nas
+    export` writes); checked on real images before any training starts."""
+    try:
+        with warnings.catch_warnings():  # TorchScript's deprecation notice
+            warnings.simplefilter("ignore", FutureWarning)
+            teacher = torch.jit.load(path, map_location=device).eval()
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise UsageError(f"--teacher {path!r} is not a TorchScript file: {str(exc).splitlines()[0]}") from None
+    sample = data.train_x[:4].to(device).float() / 255
+    try:
+        with torch.no_grad():
+            out = teacher(sample)
+    except RuntimeError as exc:
+        raise UsageError(f"--teacher {path!r} does not take {data.info.name} images "
+                         f"{tuple(sample.shape[1:])}: {str(exc).splitlines()[0]}") from None
+    if out.shape != (len(sample), data.info.num_classes):
+        raise UsageError(f"--teacher {path!r} gives outputs of shape {tuple(out.shape[1:])}; "
+                         f"{data.info.name} has {data.info.num_classes} classes")
+    return teacher
+
+
+def retrain(cfg: RetrainConfig, log=print) -> dict:
+    from nas.model import build
+    from nas.search import SearchConfig, _on_device, load_data_for
+
+    cfg.validate()
+    study_dir = Path(cfg.study_dir)
+    study = store.load_study(study_dir)
+    trial = store.pick_trial(study, cfg.trial)
+    device = SearchConfig(device=cfg.device).resolved_device()
+    data = load_data_for(study, cfg.data_dir)
+    if data is None:
+        raise UsageError(f"the dataset of study {study.study_name!r} "
+                         f"({study.user_attrs['data']['name']}) was not found; pass --data-dir")
+    data = _on_device(data, device)
+    teacher = load_teacher(cfg.teacher, data, device) if cfg.teacher else None
+    tag = "kd" if teacher is not None else ""
+
+    from nas.arch import ArchSpec
+
+    spec = ArchSpec.from_dict(trial.user_attrs["arch"])
+    torch.manual_seed(cfg.seed)
+    model = build(spec).to(device)
+    log(f"retraining trial {trial.number} ({trial.user_attrs['arch_str']}, "
+        f"{trial.user_attrs['params']:,} params) from scratch: {cfg.epochs} epochs on "
+        f"{len(data.train_x):,} {data.info.name} images, {device}, augment "
+        f"{data.info.augment}, label smoothing {cfg.label_smoothing}"
+        + (f", distilling from {cfg.teacher} (T={cfg.temperature}, alpha={cfg.alpha})" if teacher else ""))
+    start = time.perf_counter()
+
+    def on_epoch(epoch: int, val_acc: float) -> None:
+        log(f"  epoch {epoch:>3}/{cfg.epochs}  val_acc {val_acc:.4f}  "
+            f"{time.perf_counter() - start:7.1f}s")
+
+    result = train(model, data, TrainConfig(
+        cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed, label_smoothing=cfg.label_smoothing,
+        teacher=teacher, kd_temperature=cfg.temperature, kd_alpha=cfg.alpha), on_epoch)
+    test_acc = accuracy(model, data.test_x, data.test_y, data)  # fp32, as exported models run
+
+    path = store.retrained_path(study_dir, trial.number, tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    figures = {"trial": trial.number, "arch": trial.user_attrs["arch_str"],
+               "params": trial.user_attrs["params"], "epochs": cfg.epochs,
+               "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": trial.value,
+               "history": result.history, "train_time": round(result.seconds, 2),
+               "label_smoothing": cfg.label_smoothing, "teacher": cfg.teacher,
+               "temperature": cfg.temperature if teacher else None,
+               "alpha": cfg.alpha if teacher else None, "device": str(device),
+               "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed}
+    path.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
+    figures["weights"] = str(path)
+    return figures

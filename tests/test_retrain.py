@@ -1,0 +1,60 @@
+"""nas train: retrain a found trial, distil from a TorchScript teacher, export the result."""
+
+import json
+
+import pytest
+import torch
+
+BUDGET = 20_000
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    from nas.cli import main
+
+    runs = tmp_path_factory.mktemp("retrain") / "runs"
+    assert main(["search", "--dataset", "synthetic", "--space", "cnn", "--budget", str(BUDGET),
+                 "--trials", "3", "--epochs", "1", "--runs-dir", str(runs), "--study", "syn",
+                 "--no-progress"]) == 0
+    return runs / "syn"
+
+
+def test_retrain_best_stores_weights_and_figures_and_exports(study, run, tmp_path):
+    code, out, err = run("train", study, "--best", "--epochs", 3)
+    assert code == 0, err
+    weights = next((study / "retrained").glob("trial-*.pt"))
+    figures = json.loads(weights.with_suffix(".json").read_text())
+    assert figures["epochs"] == 3 and len(figures["history"]) == 3
+    assert figures["val_acc"] > 0.9 and figures["label_smoothing"] == 0.1
+    assert f"--weights {weights}" in out
+    code, out, err = run("export", study, "--trial", figures["trial"], "--weights", weights,
+                         "--out", tmp_path / "m.pt")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["val_acc"] == figures["val_acc"] and meta["weights"] == str(weights)
+    assert abs(meta["test_acc"] - figures["test_acc"]) < 1e-9  # same weights, same test set
+
+
+def test_distillation_alone_teaches_the_student(study, run, tmp_path):
+    """alpha 1: the student never sees a label, only the teacher's soft outputs."""
+    assert run("train", study, "--best", "--epochs", 3)[0] == 0
+    assert run("export", study, "--best", "--out", tmp_path / "teacher.pt")[0] == 0
+    code, out, err = run("train", study, "--best", "--epochs", 3, "--teacher",
+                         tmp_path / "teacher.pt", "--alpha", 1.0, "--temperature", 2)
+    assert code == 0, err
+    figures = json.loads(next((study / "retrained").glob("trial-*-kd.json")).read_text())
+    assert figures["alpha"] == 1.0 and figures["teacher"] == str(tmp_path / "teacher.pt")
+    assert figures["val_acc"] > 0.8
+
+
+def test_bad_retrain_inputs_get_one_line(study, run, tmp_path):
+    wrong = torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 3)))
+    torch.jit.save(wrong, str(tmp_path / "three.pt"))
+    cases = [(["--best", "--teacher", study / "pareto.json"], "is not a TorchScript file"),
+             (["--best", "--teacher", tmp_path / "three.pt"], "gives outputs of shape (3,)"),
+             (["--trial", 999], "trial 999 is not a completed trial"),
+             (["--best", "--alpha", 2], "--alpha must be in [0, 1], got 2.0"),
+             ([], "needs exactly one of --best or --trial N")]
+    for args, message in cases:
+        code, _, err = run("train", study, *args)
+        assert code == 2 and message in err and err.count("\n") == 1, (args, err)
