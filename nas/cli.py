@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, help="distillation temperature (default 4)")
     p.add_argument("--alpha", type=float, help="weight of the distillation loss (default 0.5)")
     p.add_argument("--seed", type=_int, help="default 0")
+    p.add_argument("--limit-train", type=_int, help="train on at most N images (default: all, "
+                                                   "even when the search used fewer)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("count", help="params and MACs per layer of a spec, TorchScript file "

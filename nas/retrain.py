@@ -36,6 +36,7 @@ class RetrainConfig:
     temperature: float = 4.0
     alpha: float = 0.5
     seed: int = 0
+    limit_train: int | None = None  # default: every training image, whatever the search used
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -79,7 +80,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
     study = store.load_study(study_dir)
     trial = store.pick_trial(study, cfg.trial)
     device = SearchConfig(device=cfg.device).resolved_device()
-    data = load_data_for(study, cfg.data_dir)
+    data = load_data_for(study, cfg.data_dir, cfg.limit_train)
     if data is None:
         raise UsageError(f"the dataset of study {study.study_name!r} "
                          f"({study.user_attrs['data']['name']}) was not found; pass --data-dir")

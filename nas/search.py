@@ -476,13 +476,18 @@ def write_front(study: optuna.Study, study_dir: Path, data: Data | None, device)
     return front_rows, pareto.write(study_dir, all_rows, front_rows, title, budget)
 
 
-def load_data_for(study: optuna.Study, data_dir=None) -> Data | None:
-    """The study's dataset, for scoring: from --data-dir, else $NAS_DATA_DIR, else the folder
-    the search used. None when it cannot be found there."""
+RECORDED = "recorded"
+
+
+def load_data_for(study: optuna.Study, data_dir=None, limit_train=RECORDED) -> Data | None:
+    """The study's dataset: from --data-dir, else $NAS_DATA_DIR, else the folder the search
+    used; with the search's --limit-train unless told otherwise. None when not found."""
     recorded = study.user_attrs.get("data", {})
     data_dir = resolve_data_dir(data_dir, fallback=recorded.get("dir", "data"))
+    if limit_train == RECORDED:
+        limit_train = recorded.get("limit_train")
     try:
-        return load(recorded.get("name", "mnist"), data_dir, False, recorded.get("limit_train"),
+        return load(recorded.get("name", "mnist"), data_dir, False, limit_train,
                     recorded.get("image_size"), recorded.get("grayscale", False))
     except DataError:
         return None
