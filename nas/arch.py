@@ -7,7 +7,8 @@ form, e.g. ``c16k3s2-dw32k3-ir32k5e4-gap_d0.1-hardswish``.
 
 Block strings (defaults are omitted when writing and assumed when reading):
 
-    c32k3s2p    plain conv, 32 out channels, kernel 3, stride 2, then 2x2 max-pool ("p")
+    c32k3s2p    plain conv, 32 out channels, kernel 3, stride 2, then 2x2 max-pool ("p");
+                "v" (c32k3v) pads nothing ("valid"), as Keras-style hand designs do
     dw64k3s1    depthwise-separable: depthwise kxk (stride s) + pointwise 1x1 to 64
     ir24k5s2e4  inverted residual: 1x1 expand by e, depthwise kxk, 1x1 project to 24
     gap / flat  head: global average pool, or flatten; "_fc128" adds a hidden dense layer,
@@ -42,6 +43,7 @@ class Block:
     s: int = 1  # stride of the (depthwise) kxk conv
     e: int = 1  # expansion ratio, inverted residual only
     pool: bool = False  # 2x2 max-pool after the block
+    valid: bool = False  # plain conv only: no padding, the map shrinks by k - 1
 
     def to_string(self) -> str:
         text = f"{_OP_PREFIX[self.op]}{self.out}k{self.k}"
@@ -49,6 +51,8 @@ class Block:
             text += f"s{self.s}"
         if self.op == "ir":
             text += f"e{self.e}"
+        if self.valid:
+            text += "v"
         if self.pool:
             text += "p"
         return text
@@ -131,18 +135,21 @@ class ArchSpec:
         return replace(self, blocks=tuple(blocks))
 
 
-_BLOCK_RE = re.compile(r"^(c|dw|ir)(\d+)k(\d+)(?:s(\d+))?(?:e(\d+))?(p?)$")
+_BLOCK_RE = re.compile(r"^(c|dw|ir)(\d+)k(\d+)(?:s(\d+))?(?:e(\d+))?(v?)(p?)$")
 
 
 def _parse_block(token: str) -> Block:
     match = _BLOCK_RE.match(token)
     if not match:
         raise SpecError(f"bad block {token!r}; expected e.g. c32k3s2p, dw64k3, ir24k5s2e4")
-    prefix, out, k, s, e, pool = match.groups()
+    prefix, out, k, s, e, valid, pool = match.groups()
     op = {"c": "conv", "dw": "dw", "ir": "ir"}[prefix]
     if e and op != "ir":
         raise SpecError(f"bad block {token!r}: only ir blocks take an expansion ratio (e)")
-    return Block(op, int(out), int(k), int(s or 1), int(e or (6 if op == "ir" else 1)), bool(pool))
+    if valid and op != "conv":
+        raise SpecError(f"bad block {token!r}: only plain conv blocks (c) take v (no padding)")
+    return Block(op, int(out), int(k), int(s or 1), int(e or (6 if op == "ir" else 1)),
+                 bool(pool), bool(valid))
 
 
 def _parse_head(token: str) -> Head:
@@ -174,3 +181,5 @@ def _validate(spec: ArchSpec) -> None:
             raise SpecError(f"unknown block op {block.op!r}; valid: {', '.join(BLOCK_OPS)}")
         if block.out < 1 or block.k < 1 or block.k % 2 == 0 or block.s < 1 or block.e < 1:
             raise SpecError(f"bad block {block}: out >= 1, odd k, s >= 1, e >= 1 required")
+        if block.valid and block.op != "conv":
+            raise SpecError(f"bad block {block}: only plain conv blocks take valid padding")

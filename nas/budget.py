@@ -29,9 +29,12 @@ class Layer:
     macs: int
 
 
-def _conv(name, kind, cin, cout, k, stride, groups, h, w, bn):
+def _conv(name, kind, cin, cout, k, stride, groups, h, w, bn, valid=False):
     """One conv (+ its BN). Returns the row and the output spatial size."""
-    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1  # odd k, "same" padding
+    shrink = k - 1 if valid else 0  # odd k: "same" padding keeps (h - 1) // s + 1
+    if min(h, w) - shrink < 1:
+        raise SpecError(f"{name}: a {k}x{k} conv without padding does not fit a {h}x{w} map")
+    h_out, w_out = (h - shrink - 1) // stride + 1, (w - shrink - 1) // stride + 1
     weights = cout * (cin // groups) * k * k
     extra = 2 * cout if bn else cout  # BN weight+bias, or conv bias when there is no BN
     macs = h_out * w_out * cout * (cin // groups) * k * k
@@ -60,7 +63,7 @@ def _feature_layers(spec: ArchSpec):
     for i, b in enumerate(spec.blocks):
         name = f"blocks.{i}"
         if b.op == "conv":
-            row, h, w = _conv(f"{name}.conv", "conv", c, b.out, b.k, b.s, 1, h, w, bn)
+            row, h, w = _conv(f"{name}.conv", "conv", c, b.out, b.k, b.s, 1, h, w, bn, b.valid)
             rows.append(row)
         elif b.op == "dw":
             row, h, w = _conv(f"{name}.dw", "dw", c, c, b.k, b.s, c, h, w, bn)

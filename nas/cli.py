@@ -1,4 +1,4 @@
-"""Command line: nas search | pareto | export | train | count | dashboard.
+"""Command line: nas search | pareto | export | train | baseline | count | compare | dashboard.
 
 Bad input of any kind ends with one line on stderr ("nas: error: ...") and exit code 2;
 ``--debug`` shows tracebacks instead. Ctrl-C ends a search with code 130 after writing
@@ -146,6 +146,10 @@ def cmd_pareto(args) -> int:
     data = load_data_for(study, args.data_dir)
     front, files = write_front(study, Path(args.study_dir), data, "cpu")
     print(pareto.table(front))
+    from nas.baseline import read
+
+    if read(args.study_dir):
+        print("\n" + pareto.baseline_table(read(args.study_dir)))
     if data is None:
         print("(test accuracy not measured: dataset not found; pass --data-dir)", file=sys.stderr)
     print("\nwritten: " + ", ".join(str(p) for p in files))
@@ -195,6 +199,36 @@ def cmd_train(args) -> int:
           f"{result['test_acc']:.4f}, {result['params']:,} params, {result['train_time']:.0f}s")
     print(f"weights: {result['weights']} (figures beside it, .json)")
     print(f"export:  nas export {args.study_dir} --trial {result['trial']} --weights {result['weights']}")
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    from nas import pareto, store
+    from nas.baseline import BaselineConfig, read, run_baseline
+    from nas.search import load_data_for, write_front
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug")
+                and v is not None}
+    row = run_baseline(BaselineConfig(**settings))
+    study = store.load_study(args.study_dir)
+    write_front(study, Path(args.study_dir), load_data_for(study, args.data_dir), "cpu")  # re-plot
+    print(f"\n{row['name']}: {row['params']:,} params, val_acc {row['val_acc']:.4f}, test_acc "
+          f"{row['test_acc']:.4f} after {row['epochs']} epochs ({row['train_time']:.0f}s); "
+          f"kept in {Path(args.study_dir) / 'baselines.json'} and drawn on pareto.png\n")
+    print(pareto.baseline_table(read(args.study_dir)))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from nas.compare import run_compare
+
+    try:
+        limits = [_int(v) for v in args.at.split(",")] if args.at else None
+    except argparse.ArgumentTypeError:
+        raise UsageError(f"bad --at {args.at!r}: expected parameter counts, e.g. 10k,25k,50k") from None
+    text, files = run_compare(args.study_dirs, args.out, limits)
+    print("best validation accuracy within each parameter limit (value @ params)\n" + text)
+    print("\nwritten: " + ", ".join(str(p) for p in files))
     return 0
 
 
@@ -249,6 +283,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=_int, help="train on at most N images (default: all, "
                                                    "even when the search used fewer)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("baseline", help="train a reference model on a study's data; its point "
+                                        "goes on the study's Pareto plot")
+    p.add_argument("name", help="torchvision model (resnet18, resnet34, mobilenet_v2, ...), a hand "
+                                "design (mnist-cnn-110k, mnist-cnn-1.2m, mobilenet-48k) or a spec string")
+    p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
+    p.add_argument("--epochs", type=_int, help="training epochs (default 12)")
+    p.add_argument("--data-dir", help="dataset folder (default: the search's)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--batch-size", type=_int, help="default 128 on CPU, 512 on a GPU")
+    p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
+    p.add_argument("--label-smoothing", type=float, help="default 0")
+    p.add_argument("--seed", type=_int, help="default 0")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("compare", help="compare the fronts of several studies/spaces at equal "
+                                       "parameter counts")
+    p.add_argument("study_dirs", nargs="+", help="study folders, e.g. runs/fer-cnn runs/fer-mobilenet")
+    p.add_argument("--at", help="parameter limits to compare at, e.g. 10k,25k,50k (default: a "
+                                "quarter, half and all of the largest model)")
+    p.add_argument("--out", help="plot file (default compare.png; the table goes beside as .json)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("count", help="params and MACs per layer of a spec, TorchScript file "
                                      "or torchvision model")

@@ -19,8 +19,9 @@ _ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish"
 class ConvBN(nn.Sequential):
     """conv (+ BN) (+ activation); the conv has a bias only when there is no BN."""
 
-    def __init__(self, cin, cout, k, stride, groups, bn, act):
-        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=not bn)]
+    def __init__(self, cin, cout, k, stride, groups, bn, act, padding=None):
+        padding = k // 2 if padding is None else padding
+        layers = [nn.Conv2d(cin, cout, k, stride, padding, groups=groups, bias=not bn)]
         if bn:
             layers.append(nn.BatchNorm2d(cout))
         if act is not None:
@@ -31,7 +32,7 @@ class ConvBN(nn.Sequential):
 class ConvBlock(nn.Module):
     def __init__(self, cin: int, b: Block, bn: bool, act: str):
         super().__init__()
-        self.conv = ConvBN(cin, b.out, b.k, b.s, 1, bn, act)
+        self.conv = ConvBN(cin, b.out, b.k, b.s, 1, bn, act, 0 if b.valid else None)
 
     def forward(self, x):
         return self.conv(x)

@@ -72,12 +72,14 @@ def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: st
         writer.writerows(asdict(r) for r in front_rows)
     (study_dir / "pareto.json").write_text(
         json.dumps([asdict(r) for r in front_rows], indent=2) + "\n")
-    plot(study_dir / "pareto.png", all_rows, front_rows, title, budget)
+    from nas.baseline import read
+
+    plot(study_dir / "pareto.png", all_rows, front_rows, title, budget, read(study_dir))
     return [study_dir / name for name in ("pareto.csv", "pareto.json", "pareto.png")]
 
 
 def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
-         budget: int | None = None) -> None:
+         budget: int | None = None, baselines: list[dict] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -95,6 +97,10 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
     ax.scatter([r.params for r in front_rows], [r.val_acc for r in front_rows], s=60,
                facecolors="none", edgecolors="black", linewidths=1.3, zorder=3,
                label="Pareto front")
+    for b in baselines:  # reference models (nas baseline), labelled
+        ax.scatter([b["params"]], [b["val_acc"]], marker="*", s=110, color="crimson", zorder=4)
+        ax.annotate(f"{b['name']} ({b['epochs']} ep)", (b["params"], b["val_acc"]), fontsize=7,
+                    xytext=(4, -10), textcoords="offset points")
     if budget:
         ax.axvline(budget, color="grey", linestyle="--", linewidth=1, label=f"budget {budget:,}")
     ax.set_xscale("log")
@@ -106,6 +112,15 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def baseline_table(baselines: list[dict]) -> str:
+    lines = [f"{'baseline':<16} {'params':>11} {'MACs':>14} {'val_acc':>8} {'test_acc':>8} "
+             f"{'epochs':>6}  model"]
+    for b in sorted(baselines, key=lambda b: b["params"]):
+        lines.append(f"{b['name']:<16} {b['params']:>11,} {b['macs']:>14,} {b['val_acc']:>8.4f} "
+                     f"{b['test_acc']:>8.4f} {b['epochs']:>6}  {b['model']}")
+    return "\n".join(lines)
 
 
 def table(front_rows: list[Row]) -> str:

@@ -1,0 +1,115 @@
+"""``nas compare runs/a runs/b ...``: the "at equal parameters, which family wins, and by how
+much" question. Every study is split by search space into groups ("study/space"); the plot
+shows each group's trials and front, the table each group's best validation accuracy within
+a few parameter limits, the winner and its margin in points.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nas import pareto, store
+from nas.errors import UsageError
+
+
+def groups(study_dirs: list[str]) -> dict[str, list[pareto.Row]]:
+    result: dict[str, list[pareto.Row]] = {}
+    for study_dir in study_dirs:
+        study = store.load_study(study_dir)
+        rows = pareto.rows(study)
+        if not rows:
+            raise UsageError(f"{study_dir}: study {study.study_name!r} has no completed trial")
+        cache_path = Path(study_dir) / "test_acc.json"  # test accuracy of front trials, if scored
+        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+        for row in rows:
+            row.test_acc = cache.get(str(row.trial))
+            result.setdefault(f"{Path(study_dir).name}/{row.space}", []).append(row)
+    return result
+
+
+def default_limits(all_groups: dict[str, list[pareto.Row]]) -> list[int]:
+    """A quarter, half and all of the largest model any group trained."""
+    largest = max(r.params for rows in all_groups.values() for r in rows)
+    return sorted({max(1, round(largest * f, -2)) for f in (0.25, 0.5, 1.0)})
+
+
+def best_within(rows: list[pareto.Row], limit: int) -> pareto.Row | None:
+    fitting = [r for r in rows if r.params <= limit]
+    return max(fitting, key=lambda r: (r.val_acc, -r.params)) if fitting else None
+
+
+def compare(study_dirs: list[str], limits: list[int] | None = None) -> tuple[dict, list[dict]]:
+    all_groups = groups(study_dirs)
+    table = []
+    for limit in limits or default_limits(all_groups):
+        best = {name: best_within(rows, limit) for name, rows in all_groups.items()}
+        ranked = sorted((r.val_acc, name) for name, r in best.items() if r is not None)
+        entry = {"limit": limit, "best": {name: None if r is None else
+                                          {"trial": r.trial, "params": r.params, "val_acc": r.val_acc,
+                                           "test_acc": r.test_acc, "arch": r.arch}
+                                          for name, r in best.items()}}
+        if len(ranked) >= 2:
+            entry["winner"] = ranked[-1][1]
+            entry["margin_points"] = round(100 * (ranked[-1][0] - ranked[-2][0]), 2)
+        table.append(entry)
+    return all_groups, table
+
+
+def format_table(table: list[dict]) -> str:
+    names = list(table[0]["best"])
+    width = max(14, *(len(n) for n in names))
+    lines = [f"{'params <=':>10}  " + "  ".join(f"{n:>{width}}" for n in names) + "  winner (margin)"]
+    for entry in table:
+        cells = []
+        for name in names:
+            best = entry["best"][name]
+            cells.append(f"{'-':>{width}}" if best is None else
+                         f"{best['val_acc']:.4f} @ {best['params']:>7,}".rjust(width))
+        verdict = (f"{entry['winner']} (+{entry['margin_points']:.2f} points)"
+                   if "winner" in entry else "-")
+        lines.append(f"{entry['limit']:>10,}  " + "  ".join(cells) + f"  {verdict}")
+    return "\n".join(lines)
+
+
+def plot(path: Path, all_groups: dict[str, list[pareto.Row]], baselines: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, rows) in enumerate(all_groups.items()):
+        colour = colours[i % len(colours)]
+        ax.scatter([r.params for r in rows], [r.val_acc for r in rows], s=14, alpha=0.4, color=colour)
+        front = pareto.front(rows)
+        ax.step([r.params for r in front], [r.val_acc for r in front], where="post", color=colour,
+                linewidth=1.5, label=f"{name} ({len(rows)} trials)")
+    for b in baselines:
+        ax.scatter([b["params"]], [b["val_acc"]], marker="*", s=110, color="crimson", zorder=4)
+        ax.annotate(b["name"], (b["params"], b["val_acc"]), fontsize=7, xytext=(4, -10),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (log)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("params vs accuracy by search space")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_compare(study_dirs: list[str], out: str | None, limits: list[int] | None) -> tuple[str, list[Path]]:
+    from nas.baseline import read
+
+    all_groups, table = compare(study_dirs, limits)
+    out_path = Path(out or "compare.png")
+    if out_path.suffix != ".png":
+        raise UsageError(f"--out must end in .png, got {str(out_path)!r}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    baselines = [dict(b, name=f"{b['name']}") for d in study_dirs for b in read(d)]
+    plot(out_path, all_groups, baselines)
+    out_path.with_suffix(".json").write_text(json.dumps(table, indent=2) + "\n")
+    return format_table(table), [out_path, out_path.with_suffix(".json")]

@@ -1,0 +1,68 @@
+"""nas baseline (torchvision and hand designs on a study's data) and nas compare."""
+
+import json
+
+import pytest
+
+from nas.arch import ArchSpec, SpecError
+from nas.baseline import HAND_DESIGNS
+from nas.budget import count_params
+from nas.model import build
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    from nas.cli import main
+
+    runs = tmp_path_factory.mktemp("cmp") / "runs"
+    for space in ("cnn", "mobilenet"):
+        assert main(["search", "--dataset", "synthetic", "--space", space, "--budget", "20000",
+                     "--trials", "3", "--epochs", "1", "--runs-dir", str(runs), "--study",
+                     f"syn-{space}", "--no-progress"]) == 0
+    return runs
+
+
+def test_hand_designs_have_the_published_parameter_counts():
+    expected = {"mnist-cnn-110k": 110_986, "mnist-cnn-1.2m": 1_199_882, "mobilenet-48k": 46_634}
+    for name, params in expected.items():
+        spec = ArchSpec.from_string(HAND_DESIGNS[name], 1, 28, 28, 10)
+        assert count_params(spec) == params == sum(p.numel() for p in build(spec).parameters())
+    fer = ArchSpec.from_string(HAND_DESIGNS["mobilenet-48k"], 1, 48, 48, 7)
+    assert count_params(fer) == 46_247  # the same net with FER2013's 7 classes
+    with pytest.raises(SpecError, match="only plain conv blocks"):
+        ArchSpec.from_string("dw32k3v-gap", 1, 28, 28, 10)
+
+
+def test_baselines_train_on_the_study_data_and_join_its_plot(studies, run):
+    study = studies / "syn-cnn"
+    code, out, err = run("baseline", "resnet18", study, "--epochs", 1)
+    assert code == 0, err
+    code, out, err = run("baseline", "mnist-cnn-110k", study, "--epochs", 2)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads((study / "baselines.json").read_text())}
+    # resnet18 adapted to 1 input channel and 4 classes: 11,689,512 - 9,408 + 3,136 - 513,000 + 2,052
+    assert rows["resnet18"]["params"] == 11_172_292 and rows["resnet18"]["model"] == "torchvision resnet18"
+    assert rows["mnist-cnn-110k"]["epochs"] == 2 and rows["mnist-cnn-110k"]["val_acc"] > 0.5
+    assert 0 <= rows["resnet18"]["test_acc"] <= 1
+    code, out, _ = run("pareto", study)
+    assert "resnet18" in out and "mnist-cnn-110k" in out
+    code, _, err = run("baseline", "nonsense", study)
+    assert code == 2 and "unknown baseline 'nonsense'" in err
+
+
+def test_compare_tables_the_spaces_at_equal_parameter_limits(studies, run, tmp_path):
+    out_png = tmp_path / "c.png"
+    code, out, err = run("compare", studies / "syn-cnn", studies / "syn-mobilenet", "--at",
+                         "10k,20k", "--out", out_png)
+    assert code == 0, err
+    table = json.loads(out_png.with_suffix(".json").read_text())
+    assert [e["limit"] for e in table] == [10_000, 20_000]
+    top = table[-1]
+    assert set(top["best"]) == {"syn-cnn/cnn", "syn-mobilenet/mobilenet"}
+    best = {k: v["val_acc"] for k, v in top["best"].items()}
+    assert top["winner"] == max(best, key=best.get)
+    assert top["margin_points"] == round(100 * abs(best["syn-cnn/cnn"] - best["syn-mobilenet/mobilenet"]), 2)
+    assert all(v["params"] <= 20_000 for v in top["best"].values())
+    assert out_png.read_bytes()[:4] == b"\x89PNG"
+    code, _, err = run("compare", studies / "syn-cnn", "--at", "5k,abc")
+    assert code == 2 and "bad --at '5k,abc'" in err
