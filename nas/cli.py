@@ -240,6 +240,17 @@ def cmd_count(args) -> int:
     return 0
 
 
+def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
+    """The flags nas train and nas baseline share (their defaults live in the configs)."""
+    p.add_argument("--epochs", type=_int, help=f"training epochs (default {epochs})")
+    p.add_argument("--data-dir", help="dataset folder (default: the search's)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--batch-size", type=_int, help="default 128 on CPU, 512 on a GPU")
+    p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
+    p.add_argument("--label-smoothing", type=float, help=f"default {label_smoothing}")
+    p.add_argument("--seed", type=_int, help="default 0")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import nas
 
@@ -269,17 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
     p.add_argument("--best", action="store_true", help="the trial with the best val accuracy")
     p.add_argument("--trial", type=_int, help="trial number")
-    p.add_argument("--epochs", type=_int, help="training epochs (default 30)")
-    p.add_argument("--data-dir", help="dataset folder (default: the search's)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--batch-size", type=_int, help="default 128 on CPU, 512 on a GPU")
-    p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
-    p.add_argument("--label-smoothing", type=float, help="default 0.1")
+    _add_training_flags(p, epochs=30, label_smoothing=0.1)
     p.add_argument("--teacher", help="TorchScript model to distil from (takes [0, 1] images, "
                                      "as nas export writes)")
     p.add_argument("--temperature", type=float, help="distillation temperature (default 4)")
     p.add_argument("--alpha", type=float, help="weight of the distillation loss (default 0.5)")
-    p.add_argument("--seed", type=_int, help="default 0")
     p.add_argument("--limit-train", type=_int, help="train on at most N images (default: all, "
                                                    "even when the search used fewer)")
     p.set_defaults(func=cmd_train)
@@ -289,13 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="torchvision model (resnet18, resnet34, mobilenet_v2, ...), a hand "
                                 "design (mnist-cnn-110k, mnist-cnn-1.2m, mobilenet-48k) or a spec string")
     p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
-    p.add_argument("--epochs", type=_int, help="training epochs (default 12)")
-    p.add_argument("--data-dir", help="dataset folder (default: the search's)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--batch-size", type=_int, help="default 128 on CPU, 512 on a GPU")
-    p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
-    p.add_argument("--label-smoothing", type=float, help="default 0")
-    p.add_argument("--seed", type=_int, help="default 0")
+    _add_training_flags(p, epochs=12, label_smoothing=0)
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("compare", help="compare the fronts of several studies/spaces at equal "
