@@ -261,6 +261,7 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
                 t0 = time.perf_counter()
                 graph, fallback = _capture(step)
                 capture_seconds = time.perf_counter() - t0
+                want_graph = graph is not None  # after a failure: plain eager steps from here
                 if graph is not None:
                     graph.replay()
                 else:
@@ -282,5 +283,4 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
             on_epoch(epoch + 1, history[-1])
     del graph  # frees the graph's private memory pool with it
     return TrainResult(history[-1], cfg.epochs, time.perf_counter() - start, history, batch,
-                       peak_lr, bf16, want_graph and fallback is None, fallback, capture_seconds,
-                       eval_seconds)
+                       peak_lr, bf16, want_graph, fallback, capture_seconds, eval_seconds)
