@@ -469,7 +469,10 @@ def load(name: str, data_dir=None, download: bool = False, limit_train: int | No
         raise DataError(f"--limit-train must be a positive number of images, got {limit_train}")
     kind, path = split_name(name)
     root = resolve_data_dir(data_dir)
-    splits, classes = LOADERS[kind](root, _resolve_path(path, root), download,
+    resolved = _resolve_path(path, root)
+    if resolved is not None:  # recorded absolute, so the study finds it again from anywhere
+        name = f"{kind}:{resolved.resolve()}"
+    splits, classes = LOADERS[kind](root, resolved, download,
                                     image_size=image_size, grayscale=grayscale)
     tensors = {k: (torch.from_numpy(np.array(x, dtype=np.uint8)), torch.from_numpy(np.asarray(y, dtype=np.int64)))
                for k, (x, y) in splits.items()}
