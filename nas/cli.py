@@ -126,8 +126,9 @@ def cmd_search(args) -> int:
     total = sum(c.values())
     print(f"\n{total} trials in study {cfg.study_name!r}: {c['complete']} complete, "
           f"{c['pruned']} pruned, {c['infeasible']} infeasible "
-          f"({100 * c['infeasible'] / max(total, 1):.0f}%), {c['failed']} failed; "
-          f"{result.seconds:.1f}s")
+          f"({100 * c['infeasible'] / max(total, 1):.0f}%), {c['failed']} failed"
+          + (f", {c['interrupted']} interrupted (worker killed)" if c["interrupted"] else "")
+          + f"; {result.seconds:.1f}s")
     if result.front:
         print(f"\nPareto front (params vs validation accuracy; test accuracy of front only):")
         print(pareto.table(result.front))

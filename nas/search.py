@@ -230,6 +230,10 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
     constraints = cfg.constraints()
 
     def objective(trial: optuna.Trial) -> float:
+        # Who runs it: lets a later run tell a trial whose process was killed (-9, OOM
+        # killer, power loss) from one still running (recover_interrupted).
+        trial.set_user_attr("host", platform.node())
+        trial.set_user_attr("pid", os.getpid())
         spec = space(trial, data.info, constraints)
         verdict = check(spec, constraints)
         for key, value in {"space": cfg.space, "arch": spec.to_dict(), "arch_str": spec.to_string(),
@@ -272,7 +276,6 @@ def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
                             precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
                             augment=cfg.augment)
     trial.set_user_attr("device", str(device))
-    trial.set_user_attr("host", platform.node())  # where its weights are, on a shared study
     try:
         result = train(model, data, train_cfg, on_epoch)
     except optuna.TrialPruned:
@@ -296,8 +299,45 @@ def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
     return result.val_acc
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this run has started no trial yet: the pid was reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(study: optuna.Study, log: Callable[[str], None]) -> list[int]:
+    """Trials left RUNNING by a process of this host that no longer exists: mark them
+    failed with the reason, and queue their parameters for one retry. Trials of other
+    hosts are left alone (their process may be running)."""
+    recovered = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") != platform.node() or pid is None or _alive(pid):
+            continue
+        reason = f"interrupted: its worker (pid {pid}) died mid-trial"
+        # Storage-level calls: Optuna has no public API to fail another process's trial.
+        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        retry = "retry_of" not in t.user_attrs and t.params
+        if retry:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        log(f"trial {t.number} was interrupted (worker pid {pid} is gone): marked failed"
+            + ("; its parameters run again first" if retry else "; not retried again"))
+        recovered.append(t.number)
+    return recovered
+
+
 def count_states(study: optuna.Study, space: str | None = None) -> dict:
-    counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0}
+    """Finished trials by outcome; interrupted ones (recover_interrupted) do not count
+    towards --trials, since their work was lost."""
+    counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "interrupted": 0}
     for t in study.get_trials(deepcopy=False):
         if space is not None and t.user_attrs.get("space") != space:
             continue
@@ -306,7 +346,7 @@ def count_states(study: optuna.Study, space: str | None = None) -> dict:
         elif t.state == TrialState.PRUNED:
             counts["infeasible" if "infeasible" in t.user_attrs else "pruned"] += 1
         elif t.state == TrialState.FAIL:
-            counts["failed"] += 1
+            counts["interrupted" if t.user_attrs.get("interrupted") else "failed"] += 1
     return counts
 
 
@@ -330,7 +370,8 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     log(f"study {cfg.study_name!r} stored in {cfg.storage_url}")
     log(f"dashboard: optuna-dashboard {cfg.storage_url}")
 
-    done = sum(count_states(study, cfg.space).values())
+    recover_interrupted(study, log)
+    done = sum(v for k, v in count_states(study, cfg.space).items() if k != "interrupted")
     remaining = cfg.trials - done
     try:
         if remaining <= 0:

@@ -1,0 +1,59 @@
+"""A worker killed with SIGKILL mid-trial: the next run marks that trial failed with the
+reason, runs its parameters once more, and keeps every finished trial."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+
+from nas import store
+
+
+def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_path):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
+           "--budget", "15000", "--limit-train", "300", "--runs-dir", str(runs), "--study",
+           "kill", "--pruner", "none", "--no-progress"]
+    # One quick trial finishes first, then a long one is killed in the middle.
+    assert subprocess.run(cmd + ["--trials", "1", "--epochs", "1"], capture_output=True).returncode == 0
+    proc = subprocess.Popen(cmd + ["--trials", "2", "--epochs", "400"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    victim = None
+    while time.time() < deadline and victim is None:
+        time.sleep(0.5)
+        running = [t for t in store.load_study(runs / "kill").get_trials(
+            states=(optuna.trial.TrialState.RUNNING,)) if "arch" in t.user_attrs]
+        victim = running[0] if running else None
+    assert victim is not None, "the long trial never started"
+    time.sleep(1.0)  # inside its 400 epochs
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    study = store.load_study(runs / "kill")
+    first = study.trials[0]
+    assert first.state == optuna.trial.TrialState.COMPLETE
+    assert study.trials[victim.number].state == optuna.trial.TrialState.RUNNING  # left stale
+
+    start = time.time()
+    done = subprocess.run(cmd + ["--trials", "2", "--epochs", "1"], capture_output=True, text=True)
+    resume_seconds = time.time() - start
+    assert done.returncode == 0, done.stderr
+    assert f"trial {victim.number} was interrupted" in done.stdout
+    study = store.load_study(runs / "kill")
+    killed = study.trials[victim.number]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert "interrupted: its worker (pid" in killed.user_attrs["fail_reason"]
+    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    assert retries[0].state == optuna.trial.TrialState.COMPLETE
+    # The finished trial is intact, and --trials 2 counts finished work only.
+    assert study.trials[0].value == first.value and study.trials[0].params == first.params
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
+    assert study.user_attrs["trial_counts"]["interrupted"] == 1
+    assert resume_seconds < 120
+    # A second re-run finds nothing to recover and nothing to do.
+    again = subprocess.run(cmd + ["--trials", "2", "--epochs", "1"], capture_output=True, text=True)
+    assert again.returncode == 0 and "interrupted" not in again.stdout.split("trials in study")[0]
