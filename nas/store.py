@@ -49,8 +49,10 @@ def open_storage(url: str):
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable file
+        hint = ("; install the PostgreSQL driver: pip install -e \".[postgres]\""
+                if isinstance(exc, ImportError) and url.startswith("postgresql") else "")
         raise UsageError(f"cannot open storage {url!r}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}{hint}") from None
 
 
 def make_study_dir(study_dir: Path) -> None:

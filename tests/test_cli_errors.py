@@ -34,6 +34,7 @@ def _cases(tmp):
         (syn + ["--precision", "fp8"], "unknown --precision 'fp8'; valid: auto, bf16, fp32"),
         (syn + ["--runs-dir", "/proc/no-such-dir"], "cannot create study folder"),
         (syn + ["--storage", tmp / "no" / "such" / "dir.log"], "cannot open storage"),
+        (syn + ["--storage", "sqlite:////no/such/dir/x.db"], "unable to open database file"),
         (["search", "--dataset", "mnist", "--data-dir", tmp / "empty"],
          "dataset 'mnist' not found in data dir"),
         (["search", "--config", tmp / "missing.toml"], "cannot read config"),

@@ -8,15 +8,19 @@ import sys
 import time
 
 import optuna
+import pytest
 
 from nas import store
 
 
-def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_path):
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_path, storage):
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
            "--budget", "15000", "--limit-train", "300", "--runs-dir", str(runs), "--study",
            "kill", "--pruner", "none", "--no-progress"]
+    if storage == "sqlite":  # an RDB storage (SQLAlchemy), as PostgreSQL would be
+        cmd += ["--storage", f"sqlite:///{tmp_path / 'kill.db'}"]
     # One quick trial finishes first, then a long one is killed in the middle.
     assert subprocess.run(cmd + ["--trials", "1", "--epochs", "1"], capture_output=True).returncode == 0
     proc = subprocess.Popen(cmd + ["--trials", "2", "--epochs", "400"],
@@ -57,3 +61,19 @@ def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_pa
     # A second re-run finds nothing to recover and nothing to do.
     again = subprocess.run(cmd + ["--trials", "2", "--epochs", "1"], capture_output=True, text=True)
     assert again.returncode == 0 and "interrupted" not in again.stdout.split("trials in study")[0]
+
+
+def test_same_seed_on_cpu_proposes_the_same_architectures_with_the_same_accuracies(tmp_path, run):
+    results = []
+    for name in ("a", "b"):
+        code, _, err = run("search", "--dataset", "synthetic", "--space", "mobilenet", "--budget",
+                           "20000", "--trials", 10, "--epochs", 1, "--limit-train", 256,
+                           "--seed", 7, "--runs-dir", tmp_path / name, "--study", "det",
+                           "--device", "cpu", "--no-progress")
+        assert code == 0, err
+        trials = store.load_study(tmp_path / name / "det").trials
+        results.append([(t.user_attrs.get("arch_str"), t.state, t.value) for t in trials])
+    assert len(results[0]) == 10
+    for (arch_a, state_a, value_a), (arch_b, state_b, value_b) in zip(*results):
+        assert arch_a == arch_b and state_a == state_b
+        assert (value_a is None and value_b is None) or abs(value_a - value_b) <= 1e-6
