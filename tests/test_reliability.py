@@ -57,6 +57,7 @@ def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_pa
     assert study.trials[0].value == first.value and study.trials[0].params == first.params
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
     assert study.user_attrs["trial_counts"]["interrupted"] == 1
+    print(f"resume took {resume_seconds:.1f} s")
     assert resume_seconds < 120
     # A second re-run finds nothing to recover and nothing to do.
     again = subprocess.run(cmd + ["--trials", "2", "--epochs", "1"], capture_output=True, text=True)
