@@ -42,6 +42,7 @@ from nas.arch import ArchSpec
 from nas.budget import count_params
 from nas.data import Data, DataError, DataInfo, load
 from nas.model import build
+from nas.search import on_device
 from nas.train import TrainConfig, train
 
 SPEC = "c16k3-dw32k3s2-dw48k3-dw64k3s2-dw80k3-dw96k3-dw104k3-dw112k3-gap"
@@ -57,11 +58,6 @@ def mnist_shaped(data_dir, limit_train) -> Data:
         y = torch.randint(0, 10, (n + 2000,), generator=g)
         info = DataInfo("random", 1, 28, 28, 10, (0.5,), (0.29,), tuple("0123456789"))
         return Data(info, x[:n], y[:n], x[n:], y[n:], x[n:], y[n:])
-
-
-def on_device(data: Data, device) -> Data:
-    return Data(data.info, *(t.to(device) for t in (data.train_x, data.train_y, data.val_x,
-                                                    data.val_y, data.test_x, data.test_y)))
 
 
 def spec() -> ArchSpec:

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas import store
 from nas.errors import UsageError
+from nas.retrain import TrainingRun
 
 # The hand designs our users start from, as specs (DESIGN.md "Accuracy to beat").
 HAND_DESIGNS = {
@@ -33,17 +33,10 @@ HAND_DESIGNS = {
 }
 
 
-@dataclass
-class BaselineConfig:
+@dataclass(kw_only=True)
+class BaselineConfig(TrainingRun):
     name: str
-    study_dir: str
     epochs: int = 12
-    data_dir: str | None = None
-    device: str = "auto"
-    batch_size: int | None = None
-    lr: float | None = None
-    label_smoothing: float = 0.0
-    seed: int = 0
 
 
 def adapt_torchvision(name: str, in_channels: int, num_classes: int) -> nn.Module:
@@ -85,26 +78,17 @@ def make(name: str, info) -> tuple[nn.Module, str, int, int]:
 
 
 def run_baseline(cfg: BaselineConfig, log=print) -> dict:
-    from nas.search import SearchConfig, _on_device, load_data_for
-    from nas.train import TrainConfig, accuracy, train
+    from nas.train import accuracy, train
 
-    if cfg.epochs < 1:
-        raise UsageError(f"--epochs must be an integer >= 1, got {cfg.epochs}")
     study_dir = Path(cfg.study_dir)
-    study = store.load_study(study_dir)
-    device = SearchConfig(device=cfg.device).resolved_device()
-    data = load_data_for(study, cfg.data_dir)
-    if data is None:
-        raise UsageError(f"the dataset of study {study.study_name!r} was not found; pass --data-dir")
+    _, data, device = cfg.load()  # the search's images, so its front and this are comparable
     model, what, params, macs = make(cfg.name, data.info)
-    data = _on_device(data, device)
     torch.manual_seed(cfg.seed)
     model = model.to(device)
     log(f"baseline {cfg.name} ({what}, {params:,} params, {macs:,} MACs): {cfg.epochs} epochs "
         f"on {len(data.train_x):,} {data.info.name} images, {device}")
     start = time.perf_counter()
-    result = train(model, data, TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed,
-                                            label_smoothing=cfg.label_smoothing),
+    result = train(model, data, cfg.train_config(),
                    lambda e, acc: log(f"  epoch {e:>3}/{cfg.epochs}  val_acc {acc:.4f}  "
                                       f"{time.perf_counter() - start:7.1f}s"))
     row = {"name": cfg.name, "model": what, "params": params, "macs": macs,

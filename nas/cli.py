@@ -237,6 +237,8 @@ def cmd_count(args) -> int:
     from nas.count import count, parse_shape, table
 
     shape = parse_shape(args.input) if args.input else None
+    if args.classes is not None and args.classes < 1:
+        raise UsageError(f"--classes must be an integer >= 1, got {args.classes}")
     print(table(count(args.model, shape, args.classes)))
     return 0
 

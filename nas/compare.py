@@ -20,8 +20,7 @@ def groups(study_dirs: list[str]) -> dict[str, list[pareto.Row]]:
         rows = pareto.rows(study)
         if not rows:
             raise UsageError(f"{study_dir}: study {study.study_name!r} has no completed trial")
-        cache_path = Path(study_dir) / "test_acc.json"  # test accuracy of front trials, if scored
-        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+        cache = pareto.cached_test_acc(study_dir)  # test accuracy of front trials, if scored
         for row in rows:
             row.test_acc = cache.get(str(row.trial))
             result.setdefault(f"{Path(study_dir).name}/{row.space}", []).append(row)
@@ -86,10 +85,7 @@ def plot(path: Path, all_groups: dict[str, list[pareto.Row]], baselines: list[di
         front = pareto.front(rows)
         ax.step([r.params for r in front], [r.val_acc for r in front], where="post", color=colour,
                 linewidth=1.5, label=f"{name} ({len(rows)} trials)")
-    for b in baselines:
-        ax.scatter([b["params"]], [b["val_acc"]], marker="*", s=110, color="crimson", zorder=4)
-        ax.annotate(b["name"], (b["params"], b["val_acc"]), fontsize=7, xytext=(4, -10),
-                    textcoords="offset points")
+    pareto.draw_baselines(ax, baselines)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (log)")
     ax.set_ylabel("validation accuracy")
@@ -109,7 +105,6 @@ def run_compare(study_dirs: list[str], out: str | None, limits: list[int] | None
     if out_path.suffix != ".png":
         raise UsageError(f"--out must end in .png, got {str(out_path)!r}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    baselines = [dict(b, name=f"{b['name']}") for d in study_dirs for b in read(d)]
-    plot(out_path, all_groups, baselines)
+    plot(out_path, all_groups, [b for d in study_dirs for b in read(d)])
     out_path.with_suffix(".json").write_text(json.dumps(table, indent=2) + "\n")
     return format_table(table), [out_path, out_path.with_suffix(".json")]

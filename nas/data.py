@@ -222,7 +222,8 @@ def _load_fer2013(root: Path, path: Path | None, **_):
         arrays = [p for p in ((path or root) / "fer2013.tar.xz", root / "fer2013" / "fer2013.tar.xz")
                   if p.is_file()]
         if not arrays:
-            looked = ", ".join(str(p) for p in candidates[1:] if p is not None)
+            looked = ", ".join(str(p) for p in dict.fromkeys(
+                [path] if path and path.suffix == ".csv" else candidates[1:]) if p is not None)
             raise DataError(f"dataset 'fer2013' not found (looked for {looked}); download "
                             f"fer2013.csv from Kaggle and point --data-dir at its folder, or "
                             f"give its path: --dataset fer2013:PATH")

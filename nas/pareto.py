@@ -46,12 +46,20 @@ def front(all_rows: list[Row]) -> list[Row]:
     return result
 
 
+TEST_ACC_CACHE = "test_acc.json"  # trial number -> test accuracy, front trials only
+
+
+def cached_test_acc(study_dir: Path) -> dict[str, float]:
+    path = Path(study_dir) / TEST_ACC_CACHE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data, device) -> None:
     """Fill ``test_acc`` of the front's rows, from the cache or by evaluating the weights."""
     from nas.train import accuracy
 
-    cache_path = Path(study_dir) / "test_acc.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    cache = cached_test_acc(study_dir)
+    cache_path = Path(study_dir) / TEST_ACC_CACHE
     trials = {t.number: t for t in store.completed_trials(study)}
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     for row in front_rows:
@@ -97,10 +105,7 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
     ax.scatter([r.params for r in front_rows], [r.val_acc for r in front_rows], s=60,
                facecolors="none", edgecolors="black", linewidths=1.3, zorder=3,
                label="Pareto front")
-    for b in baselines:  # reference models (nas baseline), labelled
-        ax.scatter([b["params"]], [b["val_acc"]], marker="*", s=110, color="crimson", zorder=4)
-        ax.annotate(f"{b['name']} ({b['epochs']} ep)", (b["params"], b["val_acc"]), fontsize=7,
-                    xytext=(4, -10), textcoords="offset points")
+    draw_baselines(ax, baselines)
     if budget:
         ax.axvline(budget, color="grey", linestyle="--", linewidth=1, label=f"budget {budget:,}")
     ax.set_xscale("log")
@@ -112,6 +117,14 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def draw_baselines(ax, baselines: list[dict]) -> None:
+    """Reference models (nas baseline) as labelled stars."""
+    for b in baselines:
+        ax.scatter([b["params"]], [b["val_acc"]], marker="*", s=110, color="crimson", zorder=4)
+        ax.annotate(f"{b['name']} ({b['epochs']} ep)", (b["params"], b["val_acc"]), fontsize=7,
+                    xytext=(4, -10), textcoords="offset points")
 
 
 def baseline_table(baselines: list[dict]) -> str:

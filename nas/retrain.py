@@ -19,30 +19,60 @@ import torch
 
 from nas import store
 from nas.errors import UsageError
+from nas.search import RECORDED, load_data_for, on_device, resolve_device
 from nas.train import TrainConfig, accuracy, train
 
 
-@dataclass
-class RetrainConfig:
+@dataclass(kw_only=True)
+class TrainingRun:
+    """What `nas train` and `nas baseline` share: a study's data, a device, the recipe."""
     study_dir: str
-    trial: int | None = None  # None: the best trial
-    epochs: int = 30
+    epochs: int
     data_dir: str | None = None
     device: str = "auto"
     batch_size: int | None = None
-    lr: float | None = None
-    label_smoothing: float = 0.1
-    teacher: str | None = None  # TorchScript file
-    temperature: float = 4.0
-    alpha: float = 0.5
+    lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
+    label_smoothing: float = 0.0
     seed: int = 0
-    limit_train: int | None = None  # default: every training image, whatever the search used
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise UsageError(f"--epochs must be an integer >= 1, got {self.epochs}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UsageError(f"--batch-size must be an integer >= 1, got {self.batch_size}")
+        if self.lr is not None and not 0 < self.lr < float("inf"):
+            raise UsageError(f"--lr must be a positive number, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+
+    def load(self, limit_train=RECORDED):
+        """(study, its data on the device, the device), after every check."""
+        self.validate()
+        study = store.load_study(self.study_dir)
+        device = resolve_device(self.device)
+        data = load_data_for(study, self.data_dir, limit_train)
+        if data is None:
+            raise UsageError(f"the dataset of study {study.study_name!r} "
+                             f"({study.user_attrs['data']['name']}) was not found; pass --data-dir")
+        return study, on_device(data, device), device
+
+    def train_config(self, **extra) -> TrainConfig:
+        return TrainConfig(self.epochs, self.batch_size, self.lr, seed=self.seed,
+                           label_smoothing=self.label_smoothing, **extra)
+
+
+@dataclass(kw_only=True)
+class RetrainConfig(TrainingRun):
+    trial: int | None = None  # None: the best trial
+    epochs: int = 30
+    label_smoothing: float = 0.1
+    teacher: str | None = None  # TorchScript file
+    temperature: float = 4.0
+    alpha: float = 0.5
+    limit_train: int | None = None  # default: every training image, whatever the search used
+
+    def validate(self) -> None:
+        super().validate()
         if not 0 <= self.alpha <= 1:
             raise UsageError(f"--alpha must be in [0, 1], got {self.alpha}")
         if not self.temperature > 0:
@@ -73,18 +103,10 @@ def load_teacher(path: str, data, device: torch.device) -> torch.nn.Module:
 
 def retrain(cfg: RetrainConfig, log=print) -> dict:
     from nas.model import build
-    from nas.search import SearchConfig, _on_device, load_data_for
 
-    cfg.validate()
     study_dir = Path(cfg.study_dir)
-    study = store.load_study(study_dir)
+    study, data, device = cfg.load(cfg.limit_train)
     trial = store.pick_trial(study, cfg.trial)
-    device = SearchConfig(device=cfg.device).resolved_device()
-    data = load_data_for(study, cfg.data_dir, cfg.limit_train)
-    if data is None:
-        raise UsageError(f"the dataset of study {study.study_name!r} "
-                         f"({study.user_attrs['data']['name']}) was not found; pass --data-dir")
-    data = _on_device(data, device)
     teacher = load_teacher(cfg.teacher, data, device) if cfg.teacher else None
     tag = "kd" if teacher is not None else ""
 
@@ -104,8 +126,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
         log(f"  epoch {epoch:>3}/{cfg.epochs}  val_acc {val_acc:.4f}  "
             f"{time.perf_counter() - start:7.1f}s")
 
-    result = train(model, data, TrainConfig(
-        cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed, label_smoothing=cfg.label_smoothing,
+    result = train(model, data, cfg.train_config(
         teacher=teacher, kd_temperature=cfg.temperature, kd_alpha=cfg.alpha), on_epoch)
     test_acc = accuracy(model, data.test_x, data.test_y, data)  # fp32, as exported models run
 

@@ -94,14 +94,7 @@ class SearchConfig:
             if max(self.gpus) >= have:
                 raise UsageError(f"--gpus {','.join(map(str, self.gpus))} but this machine has "
                                  f"{have} CUDA device(s)" + (f" (valid: 0-{have - 1})" if have else ""))
-        if self.device != "auto":
-            try:
-                device = torch.device(self.device)
-            except RuntimeError:
-                raise UsageError(f"bad --device {self.device!r}; use auto, cpu, cuda or cuda:N") from None
-            if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-                raise UsageError(f"--device {self.device!r} but this machine has "
-                                 f"{torch.cuda.device_count()} CUDA device(s); use cpu or auto")
+        resolve_device(self.device)
         if self.study is not None:
             store.check_study_name(self.study)
         self.constraints()  # range checks live there
@@ -128,9 +121,21 @@ class SearchConfig:
         """The device of worker ``worker``: --gpus round-robin, else --device."""
         if self.gpus:
             return torch.device("cuda", self.gpus[worker % len(self.gpus)])
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
+
+
+def resolve_device(name: str) -> torch.device:
+    """--device: auto (the GPU when there is one), cpu, cuda or cuda:N that exists."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"bad --device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name!r} but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s); use cpu or auto")
+    return device
 
 
 def parse_gpus(text) -> tuple[int, ...]:
@@ -390,7 +395,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
             else:
                 if device.type == "cuda":
                     torch.cuda.set_device(device)  # graphs and streams are made on it
-                data = _on_device(data, device)
+                data = on_device(data, device)
                 _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
                           log, progress)
     finally:
@@ -425,7 +430,7 @@ def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, t
     device = cfg.resolved_device(worker)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    data = _on_device(load_data(cfg), device)
+    data = on_device(load_data(cfg), device)
     study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
                               sampler=_sampler(cfg, trials_before, worker + 1),
                               pruner=_make_pruner(cfg.pruner, cfg.epochs))
@@ -443,7 +448,7 @@ def configure_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def _on_device(data: Data, device: torch.device) -> Data:
+def on_device(data: Data, device: torch.device) -> Data:
     moved = {f.name: getattr(data, f.name) for f in fields(data)}
     for name, value in moved.items():
         if isinstance(value, torch.Tensor):

@@ -201,7 +201,7 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     on_cuda = device.type == "cuda"
     bf16 = uses_bf16(cfg.precision, device)
     want_graph = on_cuda if cfg.cuda_graph is None else cfg.cuda_graph
-    kind = cfg.augment or getattr(data.info, "augment", "none")
+    kind = cfg.augment or data.info.augment
     model.to(memory_format=torch.channels_last)
     n = len(data.train_x)
     batch = min(cfg.batch_size or default_batch_size(device), n)

@@ -48,6 +48,7 @@ def test_bad_count_inputs_get_one_line(tmp_path, run):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     for args, message in ((["bogus"], "'bogus' is not a file, a torchvision model"),
                           (["resnet18", "--input", "3x224"], "bad --input '3x224'"),
+                          (["resnet18", "--classes", "0"], "--classes must be an integer >= 1, got 0"),
                           ([tmp_path / "junk.pt"], "pass --input CxHxW"),
                           ([tmp_path / "junk.pt", "--input", "1x28x28"], "is not a TorchScript file")):
         code, _, err = run("count", *args)

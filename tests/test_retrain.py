@@ -54,6 +54,7 @@ def test_bad_retrain_inputs_get_one_line(study, run, tmp_path):
              (["--best", "--teacher", tmp_path / "three.pt"], "gives outputs of shape (3,)"),
              (["--trial", 999], "trial 999 is not a completed trial"),
              (["--best", "--alpha", 2], "--alpha must be in [0, 1], got 2.0"),
+             (["--best", "--lr", -1], "--lr must be a positive number, got -1.0"),
              ([], "needs exactly one of --best or --trial N")]
     for args, message in cases:
         code, _, err = run("train", study, *args)
