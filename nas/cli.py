@@ -76,6 +76,9 @@ def _add_search(sub) -> None:
     p.add_argument("--jobs", type=_int, help="worker processes on the one study (default 1)")
     p.add_argument("--gpus", help="CUDA devices to spread the --jobs workers over, e.g. 0,1 "
                                   "(several workers per GPU are fine)")
+    p.add_argument("--memory-limit", type=float,
+                   help="GiB each worker's trials may use on top of its dataset (GPU memory on "
+                        "a GPU, heap on CPU); a trial over it fails as out of memory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 

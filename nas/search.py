@@ -8,11 +8,14 @@ from every completed trial (``nas.pareto``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import resource
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -61,6 +64,7 @@ class SearchConfig:
     cuda_graph: bool = True  # capture the train step on CUDA (False: always eager)
     jobs: int = 1  # worker processes on the one study
     gpus: tuple[int, ...] | None = None  # CUDA devices the workers are spread over
+    memory_limit: float | None = None  # GiB a worker's trials may use on top of its data
 
     def __post_init__(self) -> None:
         self.validate()
@@ -81,6 +85,10 @@ class SearchConfig:
                                       or value < low):
                 raise UsageError(f"--{name.replace('_', '-')} must be an integer >= {low}, "
                                  f"got {value!r}")
+        if self.memory_limit is not None and not (
+                isinstance(self.memory_limit, (int, float)) and not isinstance(self.memory_limit, bool)
+                and 0 < self.memory_limit <= 1e6):
+            raise UsageError(f"--memory-limit must be a number of GiB > 0, got {self.memory_limit!r}")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise UsageError(f"--lr must be a positive number, got {self.lr!r}")
         if self.precision not in PRECISIONS:
@@ -256,18 +264,35 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
         try:
             return _train_candidate(trial, spec, cfg, data, device, study_dir)
         finally:
+            # After the model, optimiser and graph are gone, also after a failure:
+            # must not grow trial to trial.
             if device.type == "cuda":
-                # After the model, optimiser and graph are gone: must not grow trial to trial.
                 trial.set_user_attr("gpu_mem_allocated", torch.cuda.memory_allocated(device))
+            else:
+                trial.set_user_attr("heap_after", heap_bytes())
 
     return objective
+
+
+class TrialFailed(RuntimeError):
+    """A trial's training raised; the message is the reason stored in the trial."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the trial's ``fail_reason``; out-of-memory errors (CUDA's, or the CPU
+    allocator's under --memory-limit) say so first, whatever their exception type."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0][:300] if lines else ""
+    oom = (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
+           or "can't allocate memory" in text or "out of memory" in text.lower())
+    return ("out of memory: " if oom else "") + f"{type(exc).__name__}: {text}"
 
 
 def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
                      device: torch.device, study_dir: Path) -> float:
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed + trial.number)
-    model = build(spec).to(device)
+    model = build(spec)
     build_seconds = time.perf_counter() - t0
 
     def on_epoch(epoch: int, val_acc: float) -> None:
@@ -281,14 +306,22 @@ def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
                             precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
                             augment=cfg.augment)
     trial.set_user_attr("device", str(device))
+    reason = None
     try:
-        result = train(model, data, train_cfg, on_epoch)
+        result = train(model.to(device), data, train_cfg, on_epoch)
     except optuna.TrialPruned:
         raise
     except Exception as exc:
-        # Record why, then let Optuna mark the trial failed; the search goes on.
-        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {str(exc)[:300]}")
-        raise
+        reason = failure_reason(exc)
+    if reason is not None:
+        # Out of the except block, the traceback (and through it the model, optimiser and
+        # graph of the failed run) is gone; free them before the next trial starts.
+        del model
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        trial.set_user_attr("fail_reason", reason)
+        raise TrialFailed(reason)  # Optuna marks the trial failed; the search goes on
     path = store.weights_path(study_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
@@ -396,8 +429,9 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 if device.type == "cuda":
                     torch.cuda.set_device(device)  # graphs and streams are made on it
                 data = on_device(data, device)
-                _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
-                          log, progress)
+                with memory_limit(cfg.memory_limit, device):
+                    _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
+                              log, progress)
     finally:
         # Also after Ctrl-C (Optuna has marked the running trial failed): the counts and
         # the front come from whatever completed.
@@ -434,8 +468,9 @@ def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, t
     study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
                               sampler=_sampler(cfg, trials_before, worker + 1),
                               pruner=_make_pruner(cfg.pruner, cfg.epochs))
-    _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials,
-              lambda line: print(line, flush=True), progress=False, label=f"w{worker} ")
+    with memory_limit(cfg.memory_limit, device):
+        _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials,
+                  lambda line: print(line, flush=True), progress=False, label=f"w{worker} ")
 
 
 def configure_logging() -> None:
@@ -446,6 +481,46 @@ def configure_logging() -> None:
         handler.setFormatter(logging.Formatter("nas: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+
+
+def heap_bytes() -> int:
+    """This process's data segment (VmData): what RLIMIT_DATA caps."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
+
+
+@contextmanager
+def memory_limit(gib: float | None, device: torch.device):
+    """--memory-limit: what this process's trials may allocate on top of what it holds now
+    (the dataset, libraries). On a GPU, a cap on PyTorch's caching allocator (so several
+    workers can share one GPU safely); on CPU, on the process's heap (RLIMIT_DATA). A trial
+    that needs more fails as out of memory, and the search goes on. Lifted on leaving, so
+    writing the results never runs under it."""
+    if gib is None:
+        yield
+        return
+    extra = int(gib * 2**30)
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(
+            min(1.0, (torch.cuda.memory_reserved(device) + extra) / total), device)
+        try:
+            yield
+        finally:
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
+        return
+    held = heap_bytes()
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    # oneDNN's CPU kernels stay broken after one of their allocations fails ("could not
+    # create a primitive" for every later conv, measured); PyTorch's own kernels recover.
+    mkldnn = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    resource.setrlimit(resource.RLIMIT_DATA, (held + extra, before[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, before)
+        torch.backends.mkldnn.enabled = mkldnn
 
 
 def on_device(data: Data, device: torch.device) -> Data:

@@ -31,6 +31,8 @@ def _cases(tmp):
         (syn + ["--gpus", "7"], "--gpus 7 but this machine has"),
         (syn + ["--gpus", "0,x"], "bad --gpus '0,x'"),
         (syn + ["--gpus", "0", "--device", "cpu"], "--gpus 0 needs CUDA; got --device 'cpu'"),
+        (syn + ["--memory-limit", "0"], "--memory-limit must be a number of GiB > 0, got 0.0"),
+        (syn + ["--memory-limit", "nan"], "--memory-limit must be a number of GiB > 0, got nan"),
         (syn + ["--precision", "fp8"], "unknown --precision 'fp8'; valid: auto, bf16, fp32"),
         (syn + ["--runs-dir", "/proc/no-such-dir"], "cannot create study folder"),
         (syn + ["--storage", tmp / "no" / "such" / "dir.log"], "cannot open storage"),
