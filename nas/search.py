@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import resource
+import signal
 import platform
 import sys
 import time
@@ -243,6 +244,13 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
     constraints = cfg.constraints()
 
     def objective(trial: optuna.Trial) -> float:
+        try:
+            return run_trial(trial)
+        except KeyboardInterrupt:
+            abandon(trial, "interrupted: Ctrl-C (SIGINT) during the trial")
+            raise  # Optuna marks it failed; run_search writes the results; exit 130
+
+    def run_trial(trial: optuna.Trial) -> float:
         # Who runs it: lets a later run tell a trial whose process was killed (-9, OOM
         # killer, power loss) from one still running (recover_interrupted).
         trial.set_user_attr("host", platform.node())
@@ -272,6 +280,15 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
                 trial.set_user_attr("heap_after", heap_bytes())
 
     return objective
+
+
+def abandon(trial: optuna.Trial, reason: str) -> None:
+    """A trial stopped by the user, not by its own fault: record why, keep it out of the
+    --trials count, and queue its parameters so the next run tries them first."""
+    trial.set_user_attr("fail_reason", reason)
+    trial.set_user_attr("interrupted", True)
+    if trial.params:
+        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
 class TrialFailed(RuntimeError):
@@ -349,21 +366,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover_interrupted(study: optuna.Study, log: Callable[[str], None]) -> list[int]:
+def recover_interrupted(study: optuna.Study, log: Callable[[str], None],
+                        why: str = "its worker (pid {pid}) died mid-trial",
+                        user_stop: bool = False) -> list[int]:
     """Trials left RUNNING by a process of this host that no longer exists: mark them
-    failed with the reason, and queue their parameters for one retry. Trials of other
-    hosts are left alone (their process may be running)."""
+    failed with the reason, and queue their parameters for a retry: once when the worker
+    died (a trial that kills its worker must not do so forever), always when the user
+    stopped it. Trials of other hosts are left alone (their process may be running)."""
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") != platform.node() or pid is None or _alive(pid):
             continue
-        reason = f"interrupted: its worker (pid {pid}) died mid-trial"
+        reason = "interrupted: " + why.format(pid=pid)
         # Storage-level calls: Optuna has no public API to fail another process's trial.
         study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
         study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        retry = "retry_of" not in t.user_attrs and t.params
+        retry = t.params and (user_stop or "retry_of" not in t.user_attrs)
         if retry:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         log(f"trial {t.number} was interrupted (worker pid {pid} is gone): marked failed"
@@ -424,7 +444,13 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 + (", ".join(f"cuda:{g}" for g in cfg.gpus) if cfg.gpus and cfg.jobs > 1 else str(device))
                 + (f", {cfg.jobs} worker processes" if cfg.jobs > 1 else ""))
             if cfg.jobs > 1:
-                _run_workers(cfg, remaining, len(study.trials))
+                try:
+                    _run_workers(cfg, remaining, len(study.trials))
+                except KeyboardInterrupt:
+                    # joblib has stopped the workers: mark their trials now, not next run.
+                    recover_interrupted(study, log, "Ctrl-C (SIGINT) stopped its worker (pid {pid})",
+                                        user_stop=True)
+                    raise
             else:
                 if device.type == "cuda":
                     torch.cuda.set_device(device)  # graphs and streams are made on it
@@ -452,12 +478,18 @@ def _run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
 
     shares = [n_trials // cfg.jobs + (i < n_trials % cfg.jobs) for i in range(cfg.jobs)]
     threads = max(1, (os.cpu_count() or 1) // cfg.jobs)  # no CPU oversubscription
+    # After Ctrl-C, joblib kills the workers; multiprocessing's tracker would then warn
+    # about semaphores of theirs that it cleans up anyway.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     Parallel(n_jobs=cfg.jobs, backend="loky")(
         delayed(_worker)(cfg, i, share, trials_before, threads)
         for i, share in enumerate(shares) if share)
 
 
 def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, threads: int) -> None:
+    # Ctrl-C reaches every process of the terminal's group. Only the parent acts on it: it
+    # stops the workers and marks their trials (run_search), so none is half-handled here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     configure_logging()

@@ -1,6 +1,7 @@
-"""A worker killed with SIGKILL mid-trial: the next run marks that trial failed with the
-reason, runs its parameters once more, and keeps every finished trial."""
+"""Faults made to happen for real: a worker killed with SIGKILL mid-trial, Ctrl-C, out of
+memory, concurrent workers. No finished trial is ever lost, and the search goes on."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,17 @@ import optuna
 import pytest
 
 from nas import store
+
+
+def _wait_for_running_trial(study_dir, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        running = [t for t in store.load_study(study_dir).get_trials(
+            states=(optuna.trial.TrialState.RUNNING,)) if "arch" in t.user_attrs]
+        if running:
+            return running[0]
+    raise AssertionError("the long trial never started")
 
 
 @pytest.mark.parametrize("storage", ["journal", "sqlite"])
@@ -25,14 +37,7 @@ def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_pa
     assert subprocess.run(cmd + ["--trials", "1", "--epochs", "1"], capture_output=True).returncode == 0
     proc = subprocess.Popen(cmd + ["--trials", "2", "--epochs", "400"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    victim = None
-    while time.time() < deadline and victim is None:
-        time.sleep(0.5)
-        running = [t for t in store.load_study(runs / "kill").get_trials(
-            states=(optuna.trial.TrialState.RUNNING,)) if "arch" in t.user_attrs]
-        victim = running[0] if running else None
-    assert victim is not None, "the long trial never started"
+    victim = _wait_for_running_trial(runs / "kill", proc)
     time.sleep(1.0)  # inside its 400 epochs
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -102,3 +107,41 @@ def test_out_of_memory_trials_fail_with_the_reason_free_their_memory_and_the_sea
           f"{[round(h / 2**20) for h in heap]}")
     assert max(heap[3:]) - min(heap[3:]) < 32 * 2**20  # flat once the allocator has warmed up
     assert (runs / "oom" / "pareto.json").is_file()  # the results are written without the cap
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_resumes(tmp_path, jobs):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
+           "--budget", "15000", "--limit-train", "300", "--runs-dir", str(runs), "--study", "sig",
+           "--pruner", "none", "--no-progress", "--jobs", str(jobs)]
+    assert subprocess.run(cmd + ["--trials", "1", "--epochs", "1"], capture_output=True).returncode == 0
+    first = store.load_study(runs / "sig").trials[0]
+    (runs / "sig" / "pareto.json").unlink()
+    # Its own session, so SIGINT goes to the whole group, workers too, as Ctrl-C in a terminal.
+    proc = subprocess.Popen(cmd + ["--trials", "3", "--epochs", "400"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_running_trial(runs / "sig", proc)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [f"nas: interrupted; completed trials are kept in "
+                                        f"{runs / 'sig'} (re-run the same command to resume)"]
+    assert [r["trial"] for r in json.loads((runs / "sig" / "pareto.json").read_text())] == [0]
+    study = store.load_study(runs / "sig")
+    stopped = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(stopped) == jobs and not any(t.state == optuna.trial.TrialState.RUNNING
+                                            for t in study.trials)
+    assert all(t.user_attrs["fail_reason"].startswith("interrupted: Ctrl-C (SIGINT)")
+               for t in stopped)
+
+    again = subprocess.run(cmd + ["--trials", "3", "--epochs", "1"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    study = store.load_study(runs / "sig")
+    for t in stopped:  # each abandoned trial's parameters ran again, to the end
+        retry = [r for r in study.trials if r.user_attrs.get("retry_of") == t.number]
+        assert len(retry) == 1 and retry[0].params == t.params
+        assert retry[0].state == optuna.trial.TrialState.COMPLETE
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
+    assert study.trials[0].value == first.value and study.trials[0].params == first.params
