@@ -145,3 +145,25 @@ def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_r
         assert retry[0].state == optuna.trial.TrialState.COMPLETE
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
     assert study.trials[0].value == first.value and study.trials[0].params == first.params
+
+
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_four_workers_fill_one_study_with_200_trials_none_lost_none_twice(tmp_path, storage):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
+           "--budget", "15000", "--limit-train", "64", "--epochs", "1", "--trials", "200",
+           "--jobs", "4", "--pruner", "none", "--runs-dir", str(runs), "--study", "many",
+           "--no-progress"]
+    if storage == "sqlite":  # SQLite is where concurrent writers meet "database is locked"
+        cmd += ["--storage", f"sqlite:///{tmp_path / 'many.db'}"]
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.time() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "locked" not in (proc.stdout + proc.stderr).lower()
+    trials = store.load_study(runs / "many").trials
+    assert sorted(t.number for t in trials) == list(range(200))  # unique and contiguous
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+               for t in trials)  # finished: trained, or infeasible (never built); none failed
+    assert len({t.user_attrs["pid"] for t in trials}) == 4  # all four workers took part
+    print(f"4 workers, 200 trials on {storage}: {seconds:.1f} s")
