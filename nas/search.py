@@ -408,6 +408,11 @@ def count_states(study: optuna.Study, space: str | None = None) -> dict:
     return counts
 
 
+def finished(study: optuna.Study, space: str) -> int:
+    """Trials of ``space`` that count towards --trials: all finished ones but interrupted."""
+    return sum(n for state, n in count_states(study, space).items() if state != "interrupted")
+
+
 def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                progress: bool = True) -> SearchResult:
     start = time.perf_counter()
@@ -429,7 +434,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     log(f"dashboard: optuna-dashboard {cfg.storage_url}")
 
     recover_interrupted(study, log)
-    done = sum(v for k, v in count_states(study, cfg.space).items() if k != "interrupted")
+    done = finished(study, cfg.space)
     remaining = cfg.trials - done
     try:
         if remaining <= 0:
@@ -457,7 +462,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 data = on_device(data, device)
                 with memory_limit(cfg.memory_limit, device):
                     _optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
-                              log, progress)
+                              cfg, log, progress)
     finally:
         # Also after Ctrl-C (Optuna has marked the running trial failed): the counts and
         # the front come from whatever completed.
@@ -501,7 +506,7 @@ def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, t
                               sampler=_sampler(cfg, trials_before, worker + 1),
                               pruner=_make_pruner(cfg.pruner, cfg.epochs))
     with memory_limit(cfg.memory_limit, device):
-        _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials,
+        _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials, cfg,
                   lambda line: print(line, flush=True), progress=False, label=f"w{worker} ")
 
 
@@ -563,26 +568,29 @@ def on_device(data: Data, device: torch.device) -> Data:
     return Data(**moved)
 
 
-def _optimize(study, objective, n_trials, log, progress, label="") -> None:
-    """Run ``n_trials``; one line per finished trial with progress and ETA, plus a live bar
-    when stderr is a terminal."""
+def _optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label="") -> None:
+    """Run up to ``n_trials``, and stop once the study holds --trials finished trials of
+    this space, also when other processes or machines (--storage URL) fill it too. One line
+    per finished trial with progress and ETA, plus a live bar when stderr is a terminal."""
     from tqdm import tqdm
 
     bar = tqdm(total=n_trials, unit="trial", file=sys.stderr, dynamic_ncols=True,
                disable=not (progress and sys.stderr.isatty()))
-    start, finished = time.perf_counter(), 0
+    start, ran = time.perf_counter(), 0
 
     def report(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
-        nonlocal finished
-        finished += 1
+        nonlocal ran
+        ran += 1
         elapsed = time.perf_counter() - start
-        eta = elapsed / finished * (n_trials - finished)
-        line = f"[{label}{finished}/{n_trials} eta {_clock(eta)}] {trial_line(t)}"
+        eta = elapsed / ran * (n_trials - ran)
+        line = f"[{label}{ran}/{n_trials} eta {_clock(eta)}] {trial_line(t)}"
         if bar.disable:
             log(line)
         else:
             bar.write(line, file=sys.stdout)
         bar.update(1)
+        if finished(study, cfg.space) >= cfg.trials:
+            study.stop()  # others filled the rest; a trial in flight elsewhere may add one
 
     try:
         study.optimize(objective, n_trials=n_trials, callbacks=[report],

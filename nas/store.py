@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import optuna
@@ -45,14 +46,29 @@ def open_storage(url: str):
             backend = optuna.storages.journal.JournalFileBackend(
                 url, lock_obj=optuna.storages.journal.JournalFileOpenLock(url))
             return optuna.storages.JournalStorage(backend)
-        # A generous lock timeout: several workers may write to one SQLite file.
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return _open_database(url)
     except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable file
         hint = ("; install the PostgreSQL driver: pip install -e \".[postgres]\""
                 if isinstance(exc, ImportError) and url.startswith("postgresql") else "")
         raise UsageError(f"cannot open storage {url!r}: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}{hint}") from None
+
+
+def _open_database(url: str, attempts: int = 5):
+    import sqlalchemy.exc
+
+    # A generous lock timeout: several workers may write to one SQLite file.
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Several machines starting on an empty database all create Optuna's tables;
+            # all but one then collide ("duplicate key", "already exists"). Once the
+            # tables are there, opening it again works.
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def make_study_dir(study_dir: Path) -> None:

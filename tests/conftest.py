@@ -36,3 +36,32 @@ def run(tmp_path, capsys):
 def _private_cache(tmp_path_factory, monkeypatch):
     """Decoded-dataset cache in a temporary folder, never the user's ~/.cache."""
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "nas-cache"))
+
+
+def dashboard_study_names(storage_url: str) -> set[str]:
+    """Start the real optuna-dashboard on loopback against ``storage_url`` (its own storage
+    loader opens it) and return the study names its API lists."""
+    import json
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["optuna-dashboard", storage_url, "--host", "127.0.0.1",
+                               "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    return {s["study_name"] for s in json.loads(r.read())["study_summaries"]}
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError("optuna-dashboard did not answer within 30 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

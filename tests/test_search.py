@@ -3,6 +3,7 @@
 import json
 
 import optuna
+from conftest import dashboard_study_names
 import pytest
 import torch
 
@@ -151,32 +152,10 @@ def test_shipped_study_presets_are_valid():
 def test_optuna_dashboard_opens_the_printed_storage_url(searched):
     """Start the real optuna-dashboard on loopback with the URL `nas search` printed."""
     import re
-    import socket
-    import subprocess
-    import time
-    import urllib.request
 
-    study_dir, out = searched
+    _, out = searched
     url = re.search(r"optuna-dashboard (\S+)", out).group(1)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["optuna-dashboard", url, "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline, body = time.monotonic() + 30, None
-        while time.monotonic() < deadline and body is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    body = json.loads(r.read())
-            except OSError:
-                time.sleep(0.3)
-        assert body is not None, "optuna-dashboard did not answer within 30 s"
-        studies = {s["study_name"]: s for s in body["study_summaries"]}
-        assert "syn" in studies
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    assert "syn" in dashboard_study_names(url)
 
 
 def test_explicit_storage_url_and_hyperband_pruner(tmp_path, run):

@@ -1,0 +1,82 @@
+"""A real PostgreSQL server on 127.0.0.1 (Debian's package; `.ci/run` installs it when
+missing) holds one study that two `nas search` processes fill together, as two machines
+would; then optuna-dashboard opens it."""
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import dashboard_study_names
+from nas import store
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    path = found[0] if found else shutil.which("initdb")
+    return Path(path).parent if path else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        message = "PostgreSQL server binaries (initdb, pg_ctl) not found; apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it (.ci/run): never skip there
+        pytest.skip(message)
+    # The server refuses to run as root; then it runs as Debian's 'postgres' user.
+    as_user = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+    work = Path(tempfile.mkdtemp(prefix="nas-pg-"))
+    if as_user:
+        entry = pwd.getpwnam("postgres")
+        os.chown(work, entry.pw_uid, entry.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = work / "data"
+    subprocess.run([bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True, **as_user)
+    subprocess.run([bin_dir / "pg_ctl", "-D", data, "-l", work / "log", "-w", "-o",
+                    f"-p {port} -k {work} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True, **as_user)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, **as_user)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_two_searches_fill_one_postgresql_study_and_the_dashboard_opens_it(tmp_path, postgres_url):
+    cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
+           "--budget", "15000", "--limit-train", "128", "--epochs", "1", "--trials", "12",
+           "--pruner", "none", "--study", "shared", "--storage", postgres_url, "--no-progress"]
+    # Two "machines": each its own runs folder, one database.
+    procs = [subprocess.Popen(cmd + ["--runs-dir", str(tmp_path / f"machine{i}"), "--seed", str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in (1, 2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = study.trials
+    # --trials is the study's total: each stops once 12 are finished; a trial in flight in
+    # the other process when that happens may add one more.
+    assert 12 <= len(trials) <= 13
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert all(t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both took part
+    # Each machine's study folder points at the shared database and sees every trial.
+    for i in (1, 2):
+        assert len(store.load_study(tmp_path / f"machine{i}" / "shared").trials) == len(trials)
+    assert "shared" in dashboard_study_names(postgres_url)
+    print(f"two processes, one PostgreSQL study: {len(trials)} trials for --trials 12")
