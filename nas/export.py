@@ -19,7 +19,7 @@ from nas.budget import count_params
 from nas.errors import UsageError
 from nas.model import Normalized
 
-TOLERANCE = 1e-5
+TOLERANCE = 1e-6  # max abs difference of the reloaded file's outputs from the eager model's
 
 
 def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.FrozenTrial,
@@ -37,8 +37,6 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     val_acc = (json.loads(figures.read_text())["val_acc"] if figures and figures.is_file()
                else trial.value)
     params = count_params(spec)
-    if params != sum(p.numel() for p in net.parameters()):
-        raise RuntimeError(f"trial {trial.number}: built model does not match its spec's count")
     info = study.user_attrs["data"]
     eager = Normalized(net, info["mean"], info["std"]).eval()
 
@@ -61,10 +59,22 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         sample = torch.rand(64, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         difference = (loaded(sample) - eager(sample)).abs().max().item()
+    # Every export is checked: the file holds exactly the params the search counted and
+    # stored for this trial, within the study's budget, and computes what the eager model does.
+    budget = study.user_attrs.get("config", {}).get("budget")
+    in_file = sum(p.numel() for p in loaded.parameters())
+    problems = [f"{what} ({value:,}) differs from the spec's count ({params:,})"
+                for what, value in (("the file's parameter count", in_file),
+                                    ("the trial's stored count", trial.user_attrs["params"]))
+                if value != params]
+    if budget is not None and params > budget:
+        problems.append(f"{params:,} params is over the study's budget of {budget:,}")
     if difference > TOLERANCE:
+        problems.append(f"its outputs differ from the eager model's by {difference:g} "
+                        f"(> {TOLERANCE:g})")
+    if problems:
         out.unlink()
-        raise RuntimeError(f"TorchScript output differs from the eager model by {difference:g} "
-                           f"(> {TOLERANCE}); nothing was exported")
+        raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
 
     test_acc = None
     if data is not None:
@@ -90,6 +100,8 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         "arch": trial.user_attrs["arch_str"],
         "arch_spec": trial.user_attrs["arch"],
         "max_abs_diff_vs_eager": difference,
+        "params_in_file": in_file,
+        "budget": budget,
         "study": study.study_name,
     }
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

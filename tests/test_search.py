@@ -82,30 +82,49 @@ def test_rerun_resumes_and_other_space_joins_the_same_study(searched, run):
     assert code == 0 and "trial  space" in out
 
 
-def test_export_round_trip_with_plain_torch_jit_load(searched, run, tmp_path):
+def test_every_export_is_exact_and_within_the_budget(searched, run, tmp_path):
     study_dir, _ = searched
-    out = tmp_path / "m" / "model.pt"
-    code, stdout, err = run("export", study_dir, "--best", "--out", out)
-    assert code == 0, err
-    meta = json.loads(out.with_suffix(".json").read_text())
-    for key in ("input_shape", "normalization", "classes", "params", "macs", "val_acc",
-                "test_acc", "arch"):
-        assert key in meta
-    assert meta["params"] <= BUDGET and meta["input_shape"] == [1, 16, 16]
-
-    module = torch.jit.load(str(out))
-    spec = ArchSpec.from_string(meta["arch"], 1, 16, 16, len(meta["classes"]))
-    assert sum(p.numel() for p in module.parameters()) == count_params(spec) == meta["params"]
-    # Same outputs as the eager model rebuilt from the study, normalisation included.
     study = load(study_dir)
-    _, net = store.load_trained(study_dir, study.trials[meta["trial"]])
-    x = torch.rand(8, 1, 16, 16)
-    mean, std = (torch.tensor(meta["normalization"][k]).view(1, -1, 1, 1) for k in ("mean", "std"))
-    with torch.no_grad():
-        assert torch.allclose(module(x), net((x - mean) / std), atol=1e-5)
+    completed = store.completed_trials(study)
+    assert len(completed) >= 2
+    for trial in completed:  # every model the study can export
+        out = tmp_path / "m" / f"trial{trial.number}.pt"
+        code, stdout, err = run("export", study_dir, "--trial", trial.number, "--out", out)
+        assert code == 0, err
+        meta = json.loads(out.with_suffix(".json").read_text())
+        for key in ("input_shape", "normalization", "classes", "params", "macs", "val_acc",
+                    "test_acc", "arch"):
+            assert key in meta
+        assert meta["input_shape"] == [1, 16, 16]
+        # Plain torch.jit.load, no nas code: the params are the stored count, <= budget.
+        module = torch.jit.load(str(out))
+        spec = ArchSpec.from_string(meta["arch"], 1, 16, 16, len(meta["classes"]))
+        in_file = sum(p.numel() for p in module.parameters())
+        assert in_file == count_params(spec) == trial.user_attrs["params"] == meta["params"]
+        assert in_file <= BUDGET
+        # Same outputs as the eager model rebuilt from the study, normalisation included.
+        _, net = store.load_trained(study_dir, trial)
+        x = torch.rand(32, 1, 16, 16)
+        mean, std = (torch.tensor(meta["normalization"][k]).view(1, -1, 1, 1)
+                     for k in ("mean", "std"))
+        with torch.no_grad():
+            assert (module(x) - net((x - mean) / std)).abs().max().item() <= 1e-6
+        assert meta["max_abs_diff_vs_eager"] <= 1e-6
+    code, _, err = run("export", study_dir, "--best")
+    assert code == 0 and (study_dir / f"model-trial{study.best_trial.number}.pt").is_file(), err
 
-    code, _, _ = run("export", study_dir, "--trial", meta["trial"], "--out", tmp_path / "t.pt")
-    assert code == 0 and (tmp_path / "t.json").is_file()
+
+def test_export_refuses_a_model_over_the_study_budget(searched, run, tmp_path):
+    # Finished trials cannot be edited; the study's recorded budget can, as a corrupted or
+    # hand-edited database might be.
+    study_dir, _ = searched
+    study = load(study_dir)
+    trial = store.completed_trials(study)[0]
+    study.set_user_attr("config", {**study.user_attrs["config"],
+                                   "budget": trial.user_attrs["params"] - 1})
+    code, _, err = run("export", study_dir, "--trial", trial.number, "--out", tmp_path / "x.pt")
+    assert code == 1 and f"trial {trial.number} not exported: " in err and "over the study's budget" in err
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "x.json").exists()
 
 
 def test_failing_trials_do_not_stop_the_search(tmp_path, run):
