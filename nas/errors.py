@@ -3,3 +3,30 @@
 
 class UsageError(Exception):
     """Bad input: the message says what was wrong, the value given, and what is valid."""
+
+
+# Valid ranges of the integer settings, in one place: past these a value is a typo or a
+# unit mistake (50000000 for 50000), not a wish, and would only fail later or run forever.
+INT_RANGES = {
+    "budget": (1, 1_000_000_000),
+    "trials": (1, 1_000_000),
+    "epochs": (1, 10_000),
+    "batch_size": (1, 1 << 20),
+    "limit_train": (1, None),
+    "max_macs": (1, None),
+    "jobs": (1, 1024),
+    "image_size": (4, 4096),
+    "seed": (0, 2**31 - 1),  # samplers add small offsets; numpy's seeds stop at 2**32
+}
+
+
+def check_int(name: str, value) -> None:
+    """None (not given) or an integer within INT_RANGES[name]; else a UsageError."""
+    if value is None:
+        return
+    low, high = INT_RANGES[name]
+    flag = "--" + name.replace("_", "-")
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        valid = f"from {low:,} to {high:,}" if high is not None else f">= {low}"
+        raise UsageError(f"{flag} must be an integer {valid}, got {value!r}")

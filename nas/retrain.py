@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from nas import store
-from nas.errors import UsageError
+from nas.errors import UsageError, check_int
 from nas.search import RECORDED, load_data_for, on_device, resolve_device
 from nas.train import TrainConfig, accuracy, train
 
@@ -36,10 +36,8 @@ class TrainingRun:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise UsageError(f"--epochs must be an integer >= 1, got {self.epochs}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UsageError(f"--batch-size must be an integer >= 1, got {self.batch_size}")
+        for name in ("epochs", "batch_size", "seed"):
+            check_int(name, getattr(self, name))
         if self.lr is not None and not 0 < self.lr < float("inf"):
             raise UsageError(f"--lr must be a positive number, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:

@@ -30,7 +30,7 @@ from nas import pareto, store
 from nas.budget import Constraints, check
 from nas import data as datasets
 from nas.data import Data, DataError, load, resolve_data_dir
-from nas.errors import UsageError
+from nas.errors import UsageError, check_int
 from nas.model import build
 from nas.train import AUGMENTS, PRECISIONS, TrainConfig, train
 
@@ -78,14 +78,9 @@ class SearchConfig:
             raise UsageError(f"unknown --augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"unknown pruner {self.pruner!r}; valid: {', '.join(PRUNERS)}")
-        for name, low in (("budget", 1), ("trials", 1), ("epochs", 1), ("batch_size", 1),
-                          ("limit_train", 1), ("max_macs", 1), ("jobs", 1),
-                          ("image_size", 4)):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or value < low):
-                raise UsageError(f"--{name.replace('_', '-')} must be an integer >= {low}, "
-                                 f"got {value!r}")
+        for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
+                     "jobs", "image_size", "seed"):
+            check_int(name, getattr(self, name))
         if self.memory_limit is not None and not (
                 isinstance(self.memory_limit, (int, float)) and not isinstance(self.memory_limit, bool)
                 and 0 < self.memory_limit <= 1e6):

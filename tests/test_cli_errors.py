@@ -11,12 +11,28 @@ def _cases(tmp):
     bad_toml.write_text("budget = [unclosed\n")
     unknown_key = tmp / "unknown.toml"
     unknown_key.write_text('space = "cnn"\nbudjet = 50000\n')
-    syn = ["search", "--dataset", "synthetic", "--runs-dir", tmp / "runs"]
+    negative = tmp / "negative.toml"
+    negative.write_text('space = "cnn"\nepochs = -3\n')
+    absurd = tmp / "absurd.toml"
+    absurd.write_text('budget = 1e12\n')
+    syn = ["search", "--dataset", "synthetic"]  # default runs dir: ./runs
     return [
         (syn + ["--space", "resnet"], "unknown search space 'resnet'; valid: cnn, mobilenet"),
         (["search", "--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: mnist"),
-        (syn + ["--budget", "0"], "--budget must be an integer >= 1, got 0"),
-        (syn + ["--budget", "-5"], "--budget must be an integer >= 1, got -5"),
+        (syn + ["--budget", "0"], "--budget must be an integer from 1 to 1,000,000,000, got 0"),
+        (syn + ["--budget", "-5"], "--budget must be an integer from 1 to 1,000,000,000, got -5"),
+        (syn + ["--budget", "50000000000"], "--budget must be an integer from 1 to 1,000,000,000"),
+        (syn + ["--epochs", "1000000"], "--epochs must be an integer from 1 to 10,000, got 1000000"),
+        (syn + ["--batch-size", "-128"], "--batch-size must be an integer from 1 to"),
+        (syn + ["--seed", "-1"], "--seed must be an integer from 0 to 2,147,483,647, got -1"),
+        (syn + ["--image-size", "100000"], "--image-size must be an integer from 4 to 4,096"),
+        (syn + ["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+        (syn + ["--lr", "inf"], "--lr must be a positive number, got inf"),
+        (["search", "--config", negative], "--epochs must be an integer from 1 to 10,000, got -3"),
+        (["search", "--config", absurd], "--budget must be an integer from 1 to 1,000,000,000, "
+                                         "got 1000000000000.0"),
+        (syn + ["--study", "a/b"], "bad study name 'a/b'"),
+        (syn + ["--study", ".."], "bad study name '..'"),
         (syn + ["--budget", "abc"], "not an integer: 'abc'"),
         (syn + ["--budget", "100"], "--budget 100 is below the smallest 'mobilenet' model"),
         (syn + ["--space", "cnn", "--budget", "100"], "below the smallest 'cnn' model"),
@@ -25,8 +41,8 @@ def _cases(tmp):
         (syn + ["--conv-layers", "two"], "bad --conv-layers 'two'"),
         (syn + ["--pruner", "sometimes"], "unknown pruner 'sometimes'; valid: median"),
         (syn + ["--study", "../escape"], "bad study name '../escape'"),
-        (syn + ["--trials", "0"], "--trials must be an integer >= 1, got 0"),
-        (syn + ["--jobs", "0"], "--jobs must be an integer >= 1, got 0"),
+        (syn + ["--trials", "0"], "--trials must be an integer from 1 to 1,000,000, got 0"),
+        (syn + ["--jobs", "0"], "--jobs must be an integer from 1 to 1,024, got 0"),
         (syn + ["--device", "cuda:7"], "--device 'cuda:7' but this machine has"),
         (syn + ["--gpus", "7"], "--gpus 7 but this machine has"),
         (syn + ["--gpus", "0,x"], "bad --gpus '0,x'"),
@@ -49,14 +65,20 @@ def _cases(tmp):
     ]
 
 
-def test_each_bad_input_gets_one_line_and_exit_2(tmp_path, run):
+def test_each_bad_input_gets_one_line_and_exit_2_and_writes_nothing(tmp_path, run, monkeypatch):
     (tmp_path / "empty").mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # where ./runs would go
     for args, expected in _cases(tmp_path):
+        before = sorted(tmp_path.rglob("*"))
         code, out, err = run(*args)
         assert code == 2, (args, err)
         assert err.startswith("nas: error: ") and expected in err, (args, err)
         assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+        assert sorted(tmp_path.rglob("*")) == before, (args, "wrote files")
+    assert not any(cwd.iterdir())  # not even an empty runs/
+    assert not (tmp_path.parent / "escape").exists()
 
 
 def test_console_script_and_python_m_exit_2_without_traceback(tmp_path):
