@@ -296,7 +296,7 @@ def failure_reason(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0][:300] if lines else ""
     oom = (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
-           or "can't allocate memory" in text or "out of memory" in text.lower())
+           or any(words in text.lower() for words in ("out of memory", "allocate memory")))
     return ("out of memory: " if oom else "") + f"{type(exc).__name__}: {text}"
 
 
