@@ -111,8 +111,13 @@ class Constraints:
     budget: int  # max trainable parameters, BN and head included
     conv_layers: tuple[int, int] | None = None  # inclusive range, None = any
     max_macs: int | None = None
+    # Not a limit but a preference of the spaces' width sampling: draw nets that use at
+    # least this share of the budget where the structure allows (search_spaces.fill_floor).
+    fill: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.fill, bool) or not 0.0 <= self.fill <= 1.0:  # NaN fails too
+            raise ValueError(f"--fill must be a share of the budget from 0 to 1, got {self.fill!r}")
         if self.budget < 1:
             raise ValueError(f"budget must be a positive number of parameters, got {self.budget}")
         if self.conv_layers is not None:

@@ -49,6 +49,8 @@ def _add_search(sub) -> None:
     p.add_argument("--budget", type=_int, help="max trainable params, e.g. 50000 or 50k (default 50k)")
     p.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
     p.add_argument("--max-macs", type=_int, help="max multiply-accumulates per image")
+    p.add_argument("--fill", type=float, help="prefer nets using at least this share of the "
+                                              "budget, e.g. 0.9 (default 0: any size)")
     p.add_argument("--dataset", help=f"{', '.join(dataset_names())}; arrays and folder as "
                                      f"NAME:PATH, fer2013 optionally (default mnist)")
     p.add_argument("--image-size", type=_int, help="folder datasets: resize images to NxN")

@@ -57,6 +57,7 @@ class SearchConfig:
     pruner: str = "median"
     conv_layers: tuple[int, int] | None = None
     max_macs: int | None = None
+    fill: float = 0.0  # draw widths so nets use at least this share of the budget (0: off)
     seed: int = 0
     batch_size: int | None = None  # None: 128 on CPU, 512 on a GPU
     lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
@@ -105,8 +106,8 @@ class SearchConfig:
 
     def constraints(self) -> Constraints:
         try:
-            return Constraints(self.budget, self.conv_layers, self.max_macs)
-        except ValueError as exc:
+            return Constraints(self.budget, self.conv_layers, self.max_macs, self.fill)
+        except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
 
     @property

@@ -4,9 +4,10 @@ A space uses only ``trial.suggest_*``, so it works with any Optuna sampler and w
 ``MinimalTrial`` below (which always takes the smallest choice). Spaces register by name;
 ``get_space`` names the valid ones when asked for an unknown one.
 
-Spaces are budget-aware in one simple way (``sample_widths``): widths never shrink with
-depth, as in hand-designed nets, and each is drawn from ``[previous width, widest that
-still fits the budget with every later layer at least as wide]``. Counting uses
+Spaces are budget-aware (``sample_widths``): widths never shrink with depth, as in
+hand-designed nets, and each is drawn from ``[previous width, widest that still fits the
+budget with every later layer at least as wide]``; with a fill target (``--fill 0.9``) the
+lower end rises to the narrowest width from which the net can still use 90% of the budget. Counting uses
 ``nas.budget`` only, so the space and the feasibility check can never disagree.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import replace
 from typing import Callable
 
 from nas.arch import ArchSpec
-from nas.budget import Constraints, check
+from nas.budget import Constraints, check, count_params
 from nas.errors import UsageError
 
 SpaceFn = Callable[..., ArchSpec]
@@ -64,14 +65,43 @@ def widest_that_fits(make_spec: Callable[[int], ArchSpec], constraints: Constrai
     return low
 
 
+def fill_floor(make_spec: Callable[[int], ArchSpec], constraints: Constraints,
+               low: int, high: int) -> int:
+    """--fill: the smallest width in [low, high] whose spec (with the rest of the net as wide
+    as still fits) uses at least ``fill`` of the budget; ``high`` when none does, ``low``
+    when there is no fill target. Parameters grow with the width, so bisection is exact."""
+    target = constraints.fill * constraints.budget
+    if target <= 0 or count_params(make_spec(low)) >= target:
+        return low
+    if count_params(make_spec(high)) < target:
+        return high
+    while low < high:
+        mid = (low + high) // 2
+        if count_params(make_spec(mid)) >= target:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
 def sample_widths(trial, names: list[str], make_spec: Callable[[list[int]], ArchSpec],
                   constraints: Constraints) -> list[int]:
-    """One non-decreasing width per name; see the module docstring."""
+    """One non-decreasing width per name; see the module docstring. With --fill, each
+    draw's lower end is raised so the net can still reach the fill target."""
     widths: list[int] = []
     for i, name in enumerate(names):
         low = widths[-1] if widths else MIN_WIDTH
         later = len(names) - i  # this layer and every one after it
         high = widest_that_fits(lambda w: make_spec(widths + [w] * later), constraints, low)
+
+        def widest_completion(w: int) -> ArchSpec:  # this width, the rest as wide as fits
+            if later == 1:
+                return make_spec(widths + [w])
+            rest = widest_that_fits(lambda v: make_spec(widths + [w] + [v] * (later - 1)),
+                                    constraints, w)
+            return make_spec(widths + [w] + [rest] * (later - 1))
+
+        low = fill_floor(widest_completion, constraints, low, high)
         widths.append(trial.suggest_int(name, low, high, log=True))
     return widths
 

@@ -8,7 +8,9 @@ pooling, or flatten) with an optional hidden dense layer, and dropout.
 from __future__ import annotations
 
 from nas.arch import ArchSpec, Block, Head
-from search_spaces import can_downsample, register_space, sample_widths, widest_that_fits
+from nas.budget import check
+from search_spaces import (MIN_WIDTH, can_downsample, fill_floor, register_space,
+                           sample_widths, widest_that_fits)
 
 DEFAULT_LAYERS = (2, 6)
 MIN_HIDDEN, MAX_HIDDEN = 16, 256
@@ -25,20 +27,40 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
     dense = trial.suggest_categorical("cnn.dense", [False, True])
     dropout = round(trial.suggest_float("cnn.dropout", 0.0, 0.5), 3)
 
-    # Structure first (kernels, downsampling), so each width can be drawn knowing its cost.
-    shapes, h, w = [], data.height, data.width
-    for i in range(n_layers):
-        k = trial.suggest_categorical(f"cnn.k{i}", [3, 5])
-        down = can_downsample(h, w) and trial.suggest_categorical(f"cnn.down{i}", [False, True])
-        if down:
-            h, w = h // 2, w // 2
-        shapes.append((k, 2 if down and downsample == "stride" else 1, down and downsample == "maxpool"))
-
-    def spec(widths, hidden=MIN_HIDDEN if dense else 0):
+    def spec(widths, hidden=MIN_HIDDEN if dense else 0, layout=None):
         blocks = [Block("conv", out, k, s, pool=pool)
-                  for out, (k, s, pool) in zip(widths, shapes)]
+                  for out, (k, s, pool) in zip(widths, layout or shapes)]
         return ArchSpec(data.in_channels, data.height, data.width, data.num_classes,
                         tuple(blocks), Head(head_kind, hidden, dropout), act, bn)
+
+    def shape(k, down):
+        return k, 2 if down and downsample == "stride" else 1, down and downsample == "maxpool"
+
+    def still_fits(layout, h, w) -> bool:
+        # The cheapest net that starts with ``layout``: every later layer 3x3, downsampling
+        # while it can, every width the smallest. If that is over the budget, so is any.
+        layout = list(layout)
+        while len(layout) < n_layers:
+            down = can_downsample(h, w)
+            h, w = (h // 2, w // 2) if down else (h, w)
+            layout.append(shape(3, down))
+        return check(spec([MIN_WIDTH] * n_layers, layout=layout), constraints).feasible
+
+    # Structure first (kernels, downsampling), so each width can be drawn knowing its cost.
+    # A choice that no width could make fit (a flatten head over too large a map, a 5x5
+    # kernel where 3x3 barely fits) is not offered: the layer takes the cheaper option.
+    shapes, h, w = [], data.height, data.width
+    for i in range(n_layers):
+        can = can_downsample(h, w)
+        small = (h // 2, w // 2) if can else (h, w)
+        k = 3
+        if still_fits(shapes + [shape(5, can)], *small):
+            k = trial.suggest_categorical(f"cnn.k{i}", [3, 5])
+        down = can and (not still_fits(shapes + [shape(k, False)], h, w)
+                        or trial.suggest_categorical(f"cnn.down{i}", [False, True]))
+        if down:
+            h, w = h // 2, w // 2
+        shapes.append(shape(k, down))
 
     # Conv widths leave room for the smallest hidden layer; the hidden layer then takes
     # what it may of the rest.
@@ -46,4 +68,5 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
     if not dense:
         return spec(widths)
     high = widest_that_fits(lambda units: spec(widths, units), constraints, MIN_HIDDEN, MAX_HIDDEN)
-    return spec(widths, trial.suggest_int("cnn.hidden", MIN_HIDDEN, high, log=True))
+    low = fill_floor(lambda units: spec(widths, units), constraints, MIN_HIDDEN, high)
+    return spec(widths, trial.suggest_int("cnn.hidden", low, high, log=True))

@@ -22,7 +22,7 @@ def info(c, h, w, k):
 
 
 def random_specs(space, n, seed, budgets=(3_000, 20_000, 50_000, 200_000), shapes=SHAPES,
-                 layer_limit_every=5):
+                 layer_limit_every=5, fill=0.0):
     """Specs drawn by the space itself (random sampler), cycling through shapes and budgets;
     every ``layer_limit_every``-th draw also limits conv layers to 2-4."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -30,7 +30,7 @@ def random_specs(space, n, seed, budgets=(3_000, 20_000, 50_000, 200_000), shape
     for i in range(n):
         trial = study.ask()
         limit = (2, 4) if layer_limit_every and i % layer_limit_every == 0 else None
-        c = Constraints(budgets[i % len(budgets)], limit)
+        c = Constraints(budgets[i % len(budgets)], limit, fill=fill)
         yield search_spaces.get_space(space)(trial, info(*shapes[i % len(shapes)]), c), c
         study.tell(trial, 0.0)
 
@@ -84,12 +84,18 @@ def test_check_reports_each_violation():
     assert check(spec, Constraints(144_362, (2, 2))).feasible
 
 
+@pytest.mark.parametrize("fill", [0.0, 0.9])
 @pytest.mark.parametrize("space", search_spaces.space_names())
-def test_fewer_than_20_percent_infeasible_at_50k(space):
-    draws = random_specs(space, 150, seed=7, budgets=(50_000,), shapes=[(1, 28, 28, 10)],
-                         layer_limit_every=0)
-    verdicts = [check(spec, c).feasible for spec, c in draws]
-    assert sum(not ok for ok in verdicts) / len(verdicts) < 0.20
+def test_under_5_percent_infeasible_and_fill_lands_near_the_budget(space, fill):
+    for budget in (10_000, 50_000, 200_000):
+        draws = list(random_specs(space, 100, seed=7, budgets=(budget,), shapes=[(1, 28, 28, 10)],
+                                  layer_limit_every=0, fill=fill))
+        verdicts = [check(spec, c) for spec, c in draws]
+        feasible = [v for v in verdicts if v.feasible]
+        assert len(verdicts) - len(feasible) < 0.05 * len(verdicts), (space, budget)
+        if fill:  # the widths were drawn so the net can use >= 90% of the budget
+            near = sum(v.params >= fill * budget for v in feasible)
+            assert near >= 0.95 * len(feasible), (space, budget, near)
 
 
 def test_conv_layer_limit_is_respected_by_construction():

@@ -47,6 +47,7 @@ def _cases(tmp):
         (syn + ["--gpus", "7"], "--gpus 7 but this machine has"),
         (syn + ["--gpus", "0,x"], "bad --gpus '0,x'"),
         (syn + ["--gpus", "0", "--device", "cpu"], "--gpus 0 needs CUDA; got --device 'cpu'"),
+        (syn + ["--fill", "1.5"], "--fill must be a share of the budget from 0 to 1, got 1.5"),
         (syn + ["--memory-limit", "0"], "--memory-limit must be a number of GiB > 0, got 0.0"),
         (syn + ["--memory-limit", "nan"], "--memory-limit must be a number of GiB > 0, got nan"),
         (syn + ["--precision", "fp8"], "unknown --precision 'fp8'; valid: auto, bf16, fp32"),

@@ -1,6 +1,9 @@
 """End to end on synthetic data through the real CLI, real SQLite storage and TorchScript."""
 
+import contextlib
+import io
 import json
+import shutil
 
 import optuna
 from conftest import dashboard_study_names
@@ -14,14 +17,29 @@ from nas.arch import ArchSpec
 BUDGET = 20_000
 
 
+@pytest.fixture(scope="module")
+def searched_once(tmp_path_factory):
+    from nas.cli import main
+
+    runs = tmp_path_factory.mktemp("searched") / "runs"
+    args = ["search", "--dataset", "synthetic", "--space", "mobilenet", "--budget", BUDGET,
+            "--trials", 4, "--epochs", 2, "--runs-dir", runs, "--study", "syn", "--no-progress"]
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main([str(a) for a in args]) == 0
+    return runs / "syn", out.getvalue()
+
+
 @pytest.fixture
-def searched(tmp_path, run):
-    runs = tmp_path / "runs"
-    code, out, err = run("search", "--dataset", "synthetic", "--space", "mobilenet", "--budget",
-                         BUDGET, "--trials", 4, "--epochs", 2, "--runs-dir", runs,
-                         "--study", "syn", "--no-progress")
-    assert code == 0, err
-    return runs / "syn", out
+def searched(searched_once, tmp_path):
+    """A private copy of one 4-trial search (its journal file included), so each test may
+    add to or change its study."""
+    original, out = searched_once
+    study_dir = tmp_path / "runs" / "syn"
+    shutil.copytree(original, study_dir)
+    pointer = json.loads((study_dir / "study.json").read_text())
+    pointer["storage"] = store.default_storage(study_dir)
+    (study_dir / "study.json").write_text(json.dumps(pointer))
+    return study_dir, out.replace(str(original.resolve()), str(study_dir.resolve()))
 
 
 def load(study_dir):
