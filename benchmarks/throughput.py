@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nas import store
 from nas.arch import ArchSpec
 from nas.budget import count_params
 from nas.data import Data, DataError, DataInfo, load
@@ -154,8 +155,6 @@ def search_end_to_end(args, out_dir: Path) -> dict:
 
 
 def study_figures(study_dir: Path) -> dict:
-    from nas import store
-
     study = store.load_study(study_dir)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     overhead = []
@@ -164,9 +163,9 @@ def study_figures(study_dir: Path) -> dict:
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
         # Everything but the training and validation epochs themselves.
         overhead.append((wall - (a["train_time"] - a.get("capture_time", 0))) / wall)
-    best = max(done, key=lambda t: t.value)
+    best = max(done, key=store.accuracy)
     counts = {s: sum(t.state.name == s for t in study.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    return {"best_val": best.value, "best_params": best.user_attrs["params"],
+    return {"best_val": store.accuracy(best), "best_params": best.user_attrs["params"],
             "best_arch": best.user_attrs["arch_str"], "counts": counts,
             "overhead_median": statistics.median(overhead), "overhead_max": max(overhead),
             "trial_time_median": statistics.median(

@@ -66,6 +66,9 @@ def _add_search(sub) -> None:
     p.add_argument("--trials", type=_int, help="trials of this space in the study (default 20)")
     p.add_argument("--epochs", type=_int, help="training epochs per trial (default 3)")
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
+    p.add_argument("--objective", help="accuracy (default; front computed afterwards) | pareto "
+                                       "(maximise accuracy, minimise params) | pareto-macs "
+                                       "(and MACs); pareto stops trials with its own rule")
     p.add_argument("--seed", type=_int, help="sampler and training seed (default 0)")
     p.add_argument("--batch-size", type=_int,
                    help="training batch size (default 128 on CPU, 512 on a GPU)")

@@ -32,7 +32,8 @@ class Row:
 
 def rows(study: optuna.Study) -> list[Row]:
     return [Row(t.number, t.user_attrs["space"], t.user_attrs["params"], t.user_attrs["macs"],
-                t.value, None, t.user_attrs["arch_str"]) for t in store.completed_trials(study)]
+                store.accuracy(t), None, t.user_attrs["arch_str"])
+            for t in store.completed_trials(study)]
 
 
 def front(all_rows: list[Row]) -> list[Row]:

@@ -133,7 +133,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
     torch.save(model.state_dict(), path)
     figures = {"trial": trial.number, "arch": trial.user_attrs["arch_str"],
                "params": trial.user_attrs["params"], "epochs": cfg.epochs,
-               "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": trial.value,
+               "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.accuracy(trial),
                "history": result.history, "train_time": round(result.seconds, 2),
                "label_smoothing": cfg.label_smoothing, "teacher": cfg.teacher,
                "temperature": cfg.temperature if teacher else None,

@@ -1,21 +1,28 @@
 """The search: an Optuna study whose trials draw a spec, check it, train it briefly and
-report validation accuracy per epoch so a pruner can stop weak trials early.
+report validation accuracy per epoch so weak trials can be stopped early.
 
-Single-objective on purpose: Optuna cannot prune multi-objective studies, so the study
-maximises validation accuracy and the params-vs-accuracy front is computed afterwards
-from every completed trial (``nas.pareto``).
+Two objectives (``--objective``):
+- ``accuracy`` (default): maximise validation accuracy, with Optuna's pruners; the
+  params-vs-accuracy front is computed afterwards from every completed trial (``nas.pareto``).
+- ``pareto`` / ``pareto-macs``: a multi-objective study (maximise accuracy, minimise params,
+  and MACs). Optuna cannot prune those (``Trial.report`` raises), so trials are stopped by
+  our own rule, ``size_aware_stop``: only against trials of similar or smaller size, so small
+  nets are not stopped for being less accurate than big ones.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import resource
 import signal
+import statistics
 import platform
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -35,6 +42,10 @@ from nas.model import build
 from nas.train import AUGMENTS, PRECISIONS, TrainConfig, train
 
 PRUNERS = ("median", "hyperband", "none")
+# Directions of each objective's values: validation accuracy, then params, then MACs.
+OBJECTIVES = {"accuracy": ("maximize",), "pareto": ("maximize", "minimize"),
+              "pareto-macs": ("maximize", "minimize", "minimize")}
+METRICS = ("val_acc", "params", "macs")
 TrialState = optuna.trial.TrialState
 
 
@@ -54,7 +65,8 @@ class SearchConfig:
     runs_dir: str = "runs"
     trials: int = 20
     epochs: int = 3
-    pruner: str = "median"
+    pruner: str = "median"  # with a pareto objective: median = size_aware_stop, none = off
+    objective: str = "accuracy"
     conv_layers: tuple[int, int] | None = None
     max_macs: int | None = None
     fill: float = 0.0  # draw widths so nets use at least this share of the budget (0: off)
@@ -79,6 +91,12 @@ class SearchConfig:
             raise UsageError(f"unknown --augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"unknown pruner {self.pruner!r}; valid: {', '.join(PRUNERS)}")
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.objective != "accuracy" and self.pruner == "hyperband":
+            raise UsageError(f"--pruner hyperband needs --objective accuracy (Optuna cannot prune "
+                             f"multi-objective studies); --objective {self.objective} stops trials "
+                             f"with its own rule: --pruner median (default) or none")
         for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
                      "jobs", "image_size", "seed"):
             check_int(name, getattr(self, name))
@@ -193,11 +211,13 @@ class SearchResult:
     seconds: float
 
 
-def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    if name == "median":
+def _make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
+    if cfg.objective != "accuracy":
+        return optuna.pruners.NopPruner()  # size_aware_stop decides instead
+    if cfg.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cfg.epochs)
     return optuna.pruners.NopPruner()
 
 
@@ -214,11 +234,19 @@ def open_study(cfg: SearchConfig, info) -> optuna.Study:
     storage = store.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
     existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
     n_before = existing[0].n_trials if existing else 0
+    directions = OBJECTIVES[cfg.objective]
     study = optuna.create_study(
-        study_name=cfg.study_name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=_sampler(cfg, n_before), pruner=_make_pruner(cfg.pruner, cfg.epochs))
+        study_name=cfg.study_name, storage=storage, directions=list(directions),
+        load_if_exists=True, sampler=_sampler(cfg, n_before), pruner=_make_pruner(cfg))
     recorded = study.user_attrs.get("data")
+    held = study.user_attrs.get("config", {}).get("objective", "accuracy")
+    if recorded is not None and (held != cfg.objective or len(study.directions) != len(directions)):
+        raise UsageError(f"study {cfg.study_name!r} was searched with --objective {held}; got "
+                         f"--objective {cfg.objective}: pass another --study")
     if recorded is None:
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, still there in 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(METRICS[:len(directions)]))  # for optuna-dashboard
         study.set_user_attr("config", {k: v for k, v in asdict(cfg).items()
                                        if k not in ("data_dir", "storage", "runs_dir")})
         study.set_user_attr("data", {**asdict(info), "limit_train": cfg.limit_train,
@@ -301,19 +329,54 @@ def failure_reason(exc: BaseException) -> str:
     return ("out of memory: " if oom else "") + f"{type(exc).__name__}: {text}"
 
 
+STOP_STARTUP = 5  # size_aware_stop: completed peers needed before it stops anything
+STOP_SIMILAR = 1.1  # peers: completed trials with at most 10% more params
+
+
+def size_aware_stop(completed: list, epoch: int, val_acc: float, params: int) -> str | None:
+    """--objective pareto's early stopping: stop a trial whose validation accuracy after
+    ``epoch`` is below the median, at the same epoch, of the completed trials of similar
+    or smaller size (at most STOP_SIMILAR x its params), once there are STOP_STARTUP of
+    them. A small net is only measured against nets no bigger than about itself, so the
+    small end of the front is not stopped for losing to big nets. Returns the reason, or
+    None to go on."""
+    peers = [t.user_attrs["val_history"][epoch - 1] for t in completed
+             if t.user_attrs.get("params", math.inf) <= STOP_SIMILAR * params
+             and len(t.user_attrs.get("val_history", ())) >= epoch]
+    if len(peers) < STOP_STARTUP:
+        return None
+    median = statistics.median(peers)
+    if val_acc >= median:
+        return None
+    return (f"stopped after epoch {epoch}: val_acc {val_acc:.4f} < {median:.4f}, the median "
+            f"at epoch {epoch} of {len(peers)} completed trials with <= "
+            f"{int(STOP_SIMILAR * params):,} params")
+
+
 def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
-                     device: torch.device, study_dir: Path) -> float:
+                     device: torch.device, study_dir: Path):
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed + trial.number)
     model = build(spec)
     build_seconds = time.perf_counter() - t0
 
+    history: list[float] = []
+
     def on_epoch(epoch: int, val_acc: float) -> None:
-        trial.report(val_acc, epoch)
-        # Never prune after the last epoch: the training is paid for, and a small model
+        history.append(val_acc)
+        trial.set_user_attr("val_history", history)  # what size_aware_stop compares
+        # Never stop after the last epoch: the training is paid for, and a small model
         # below the median can still be on the params-vs-accuracy front.
-        if epoch < cfg.epochs and trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
+        if cfg.objective == "accuracy":
+            trial.report(val_acc, epoch)
+            if epoch < cfg.epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
+        elif epoch < cfg.epochs and cfg.pruner != "none":
+            completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            reason = size_aware_stop(completed, epoch, val_acc, trial.user_attrs["params"])
+            if reason:
+                trial.set_user_attr("stopped_early", reason)
+                raise optuna.TrialPruned(reason)
 
     train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number,
                             precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
@@ -347,7 +410,8 @@ def _train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
         trial.set_user_attr(key, value)
     if result.graph_fallback:
         trial.set_user_attr("graph_fallback", result.graph_fallback)
-    return result.val_acc
+    values = (result.val_acc, trial.user_attrs["params"], trial.user_attrs["macs"])
+    return values[0] if cfg.objective == "accuracy" else values[:len(OBJECTIVES[cfg.objective])]
 
 
 def _alive(pid: int) -> bool:
@@ -500,7 +564,7 @@ def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, t
     data = on_device(load_data(cfg), device)
     study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
                               sampler=_sampler(cfg, trials_before, worker + 1),
-                              pruner=_make_pruner(cfg.pruner, cfg.epochs))
+                              pruner=_make_pruner(cfg))
     with memory_limit(cfg.memory_limit, device):
         _optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials, cfg,
                   lambda line: print(line, flush=True), progress=False, label=f"w{worker} ")
@@ -603,10 +667,11 @@ def _clock(seconds: float) -> str:
 def trial_line(t: optuna.trial.FrozenTrial) -> str:
     attrs = t.user_attrs
     seconds = (t.datetime_complete - t.datetime_start).total_seconds()
-    if t.value is not None:
-        acc = f"{t.value:.4f}"
-    elif t.intermediate_values:
-        acc = f"{t.intermediate_values[max(t.intermediate_values)]:.4f}"
+    history = attrs.get("val_history", [])
+    if t.values:
+        acc = f"{t.values[0]:.4f}"
+    elif history:
+        acc = f"{history[-1]:.4f}"
     else:
         acc = "   -  "
     if "infeasible" in attrs:
@@ -614,7 +679,7 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
     elif t.state == TrialState.FAIL:
         state = f"FAILED ({attrs.get('fail_reason', 'see the dashboard')})"
     elif t.state == TrialState.PRUNED:
-        state = f"PRUNED after epoch {max(t.intermediate_values, default=0)}"
+        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} after epoch {len(history)}"
     else:
         state = t.state.name
     return (f"trial {t.number:>3}  {attrs.get('space', '?'):<9} {attrs.get('params', 0):>8,} params"

@@ -112,6 +112,12 @@ def completed_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             if "arch" in t.user_attrs]
 
 
+def accuracy(trial: optuna.trial.FrozenTrial) -> float | None:
+    """Validation accuracy of a finished trial: its value, or its first value in a
+    multi-objective (--objective pareto) study; None when it has none."""
+    return trial.values[0] if trial.values else None
+
+
 def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
     """Trial ``number``, or the completed trial with the best validation accuracy."""
     done = completed_trials(study)
@@ -119,7 +125,7 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
         raise UsageError(f"study {study.study_name!r} has no completed trial yet; run "
                          f"`nas search` first (or wait for a trial to finish)")
     if number is None:
-        return max(done, key=lambda t: (t.value, -t.user_attrs["params"]))
+        return max(done, key=lambda t: (accuracy(t), -t.user_attrs["params"]))
     for trial in done:
         if trial.number == number:
             return trial

@@ -1,0 +1,60 @@
+"""--objective pareto: a real multi-objective Optuna study, stopped early by our own
+size-aware rule (Optuna cannot prune multi-objective studies)."""
+
+import optuna
+import pytest
+
+from nas import store
+from nas.search import STOP_STARTUP, size_aware_stop
+
+
+def finished(params, history):
+    return optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE,
+                                      values=[history[-1], params],
+                                      user_attrs={"params": params, "val_history": history})
+
+
+def test_size_aware_stop_compares_only_with_trials_of_similar_or_smaller_size():
+    small = [finished(10_000, [0.50 + i / 100, 0.9]) for i in range(STOP_STARTUP)]  # median 0.52
+    big = [finished(40_000, [0.95, 0.99]) for _ in range(10)]
+    # A 10k net at 0.51 after epoch 1 loses to its peers; the big nets do not count.
+    reason = size_aware_stop(small + big, 1, 0.51, 10_000)
+    assert reason.startswith("stopped after epoch 1: val_acc 0.5100 < 0.5200, the median at "
+                             "epoch 1 of 5 completed trials with <= 11,000 params")
+    assert size_aware_stop(small + big, 1, 0.53, 10_000) is None  # above its peers' median
+    # A 40k net is compared with all 15, whose median (0.95) it does not reach.
+    assert "of 15 completed trials" in size_aware_stop(small + big, 1, 0.60, 40_000)
+    # Too few peers yet: nothing is stopped.
+    assert size_aware_stop(small[:STOP_STARTUP - 1] + big, 1, 0.10, 10_000) is None
+    # Peers that have not reached that epoch do not count.
+    assert size_aware_stop(small, 3, 0.10, 10_000) is None
+
+
+@pytest.mark.parametrize("objective, values", [("pareto", 2), ("pareto-macs", 3)])
+def test_pareto_objective_runs_a_multi_objective_study_with_early_stopping(tmp_path, run,
+                                                                            objective, values):
+    base = ["search", "--dataset", "synthetic", "--space", "mobilenet", "--budget", 20_000,
+            "--epochs", 3, "--trials", 14, "--runs-dir", tmp_path, "--study", "mo", "--no-progress"]
+    code, out, err = run(*base, "--objective", objective)
+    assert code == 0, err
+    study = store.load_study(tmp_path / "mo")
+    assert len(study.directions) == values
+    assert study.metric_names == ["val_acc", "params", "macs"][:values]
+    done = store.completed_trials(study)
+    for t in done:
+        assert t.values[1] == t.user_attrs["params"] <= 20_000
+        assert t.values[0] == t.user_attrs["val_history"][-1] == t.user_attrs["val_acc"]
+    stopped = [t for t in study.trials if "stopped_early" in t.user_attrs]
+    assert stopped, out  # synthetic data gives plenty of losers
+    for t in stopped:
+        assert t.state == optuna.trial.TrialState.PRUNED
+        assert len(t.user_attrs["val_history"]) < 3
+        assert f"STOPPED after epoch {len(t.user_attrs['val_history'])}" in out
+    assert (tmp_path / "mo" / "pareto.json").is_file()
+    code, _, err = run("export", tmp_path / "mo", "--best")
+    assert code == 0, err
+    # Resuming keeps the objective; another one is refused, as is Optuna pruning.
+    code, _, err = run(*base, "--objective", "accuracy")
+    assert code == 2 and f"was searched with --objective {objective}" in err
+    code, _, err = run(*base, "--objective", objective, "--pruner", "hyperband")
+    assert code == 2 and "--pruner hyperband needs --objective accuracy" in err
