@@ -11,6 +11,10 @@ Block strings (defaults are omitted when writing and assumed when reading):
                 "v" (c32k3v) pads nothing ("valid"), as Keras-style hand designs do
     dw64k3s1    depthwise-separable: depthwise kxk (stride s) + pointwise 1x1 to 64
     ir24k5s2e4  inverted residual: 1x1 expand by e, depthwise kxk, 1x1 project to 24
+    ...se       dw and ir blocks: squeeze-excitation on the depthwise output (dw64k3se)
+    r32k3s2     residual basic block: two kxk convs (the first with stride s) plus a
+                parameter-free shortcut (subsampled, zero-padded to 32 channels)
+    d16k3p      dense layer: a kxk conv to 16 new channels, concatenated to its input
     gap / flat  head: global average pool, or flatten; "_fc128" adds a hidden dense layer,
                 "_d0.2" dropout before each linear layer
     relu6 ...   activation (default relu); "nobn" turns batch norm off
@@ -25,10 +29,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 from nas.errors import UsageError
 
-BLOCK_OPS = ("conv", "dw", "ir")
+BLOCK_OPS = ("conv", "dw", "ir", "res", "dense")
 HEAD_KINDS = ("gap", "flat")
 ACTIVATIONS = ("relu", "relu6", "silu", "hardswish")
-_OP_PREFIX = {"conv": "c", "dw": "dw", "ir": "ir"}
+_OP_PREFIX = {"conv": "c", "dw": "dw", "ir": "ir", "res": "r", "dense": "d"}
 
 
 class SpecError(UsageError, ValueError):
@@ -44,6 +48,7 @@ class Block:
     e: int = 1  # expansion ratio, inverted residual only
     pool: bool = False  # 2x2 max-pool after the block
     valid: bool = False  # plain conv only: no padding, the map shrinks by k - 1
+    se: bool = False  # dw / ir: squeeze-excitation on the depthwise output
 
     def to_string(self) -> str:
         text = f"{_OP_PREFIX[self.op]}{self.out}k{self.k}"
@@ -53,6 +58,8 @@ class Block:
             text += f"e{self.e}"
         if self.valid:
             text += "v"
+        if self.se:
+            text += "se"
         if self.pool:
             text += "p"
         return text
@@ -135,21 +142,21 @@ class ArchSpec:
         return replace(self, blocks=tuple(blocks))
 
 
-_BLOCK_RE = re.compile(r"^(c|dw|ir)(\d+)k(\d+)(?:s(\d+))?(?:e(\d+))?(v?)(p?)$")
+_BLOCK_RE = re.compile(r"^(c|dw|ir|r|d)(\d+)k(\d+)(?:s(\d+))?(?:e(\d+))?(v?)(se)?(p?)$")
 
 
 def _parse_block(token: str) -> Block:
     match = _BLOCK_RE.match(token)
     if not match:
         raise SpecError(f"bad block {token!r}; expected e.g. c32k3s2p, dw64k3, ir24k5s2e4")
-    prefix, out, k, s, e, valid, pool = match.groups()
-    op = {"c": "conv", "dw": "dw", "ir": "ir"}[prefix]
+    prefix, out, k, s, e, valid, se, pool = match.groups()
+    op = {prefix: op for op, prefix in _OP_PREFIX.items()}[prefix]
     if e and op != "ir":
         raise SpecError(f"bad block {token!r}: only ir blocks take an expansion ratio (e)")
     if valid and op != "conv":
         raise SpecError(f"bad block {token!r}: only plain conv blocks (c) take v (no padding)")
     return Block(op, int(out), int(k), int(s or 1), int(e or (6 if op == "ir" else 1)),
-                 bool(pool), bool(valid))
+                 bool(pool), bool(valid), bool(se))
 
 
 def _parse_head(token: str) -> Head:
@@ -183,3 +190,8 @@ def _validate(spec: ArchSpec) -> None:
             raise SpecError(f"bad block {block}: out >= 1, odd k, s >= 1, e >= 1 required")
         if block.valid and block.op != "conv":
             raise SpecError(f"bad block {block}: only plain conv blocks take valid padding")
+        if block.se and block.op not in ("dw", "ir"):
+            raise SpecError(f"bad block {block}: only dw and ir blocks take squeeze-excitation")
+        if block.op == "dense" and block.s != 1:
+            raise SpecError(f"bad block {block}: a dense layer concatenates its input, so it "
+                            f"cannot stride; downsample with p (max-pool) instead")

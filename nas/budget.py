@@ -68,24 +68,51 @@ def _feature_layers(spec: ArchSpec):
         elif b.op == "dw":
             row, h, w = _conv(f"{name}.dw", "dw", c, c, b.k, b.s, c, h, w, bn)
             rows.append(row)
+            if b.se:
+                rows += _squeeze_excitation(f"{name}.se", c)
             row, h, w = _conv(f"{name}.pw", "pw", c, b.out, 1, 1, 1, h, w, bn)
             rows.append(row)
-        else:  # inverted residual
+        elif b.op == "ir":  # inverted residual
             hidden = c * b.e
             if b.e != 1:
                 row, h, w = _conv(f"{name}.expand", "pw", c, hidden, 1, 1, 1, h, w, bn)
                 rows.append(row)
             row, h, w = _conv(f"{name}.dw", "dw", hidden, hidden, b.k, b.s, hidden, h, w, bn)
             rows.append(row)
+            if b.se:
+                rows += _squeeze_excitation(f"{name}.se", hidden)
             row, h, w = _conv(f"{name}.project", "pw", hidden, b.out, 1, 1, 1, h, w, bn)
             rows.append(row)
-        c = b.out
+        elif b.op == "res":  # the shortcut is parameter-free: subsample, zero-pad channels
+            if b.out < c:
+                raise SpecError(f"block {i} ({b.to_string()}): a residual block cannot narrow "
+                                f"{c} channels to {b.out}")
+            row, h, w = _conv(f"{name}.conv1", "conv", c, b.out, b.k, b.s, 1, h, w, bn)
+            rows.append(row)
+            row, h, w = _conv(f"{name}.conv2", "conv", b.out, b.out, b.k, 1, 1, h, w, bn)
+            rows.append(row)
+        else:  # dense layer: new channels concatenated to the input
+            row, h, w = _conv(f"{name}.conv", "conv", c, b.out, b.k, 1, 1, h, w, bn)
+            rows.append(row)
+        c = b.out + (c if b.op == "dense" else 0)
         if b.pool:
             if min(h, w) < 2:
                 raise SpecError(f"block {i} ({b.to_string()}) max-pools a {h}x{w} map; "
                                 f"the {spec.height}x{spec.width} input is downsampled too often")
             h, w = h // 2, w // 2
     return rows, c, h, w
+
+
+def se_channels(channels: int) -> int:
+    """Width of a squeeze-excitation bottleneck: a quarter, at least 4."""
+    return max(4, channels // 4)
+
+
+def _squeeze_excitation(name, c):
+    """Global pool, then two small linear layers (with biases) that gate the c channels.
+    Linear, not 1x1 convs: they are not conv layers (--conv-layers)."""
+    squeeze = se_channels(c)
+    return [_linear(f"{name}.reduce", c, squeeze), _linear(f"{name}.expand", squeeze, c)]
 
 
 def _linear(name, fin, fout):
@@ -102,7 +129,8 @@ def count_macs(spec: ArchSpec) -> int:
 
 def count_conv_layers(spec: ArchSpec) -> int:
     """Every Conv2d counts as one layer: a depthwise-separable block is 2 (depthwise +
-    pointwise), an inverted residual 3 (expand + depthwise + project; 2 when e=1)."""
+    pointwise), an inverted residual 3 (expand + depthwise + project; 2 when e=1), a
+    residual basic block 2, a dense layer 1. Linear layers (head, squeeze-excitation) are not."""
     return sum(row.kind != "linear" for row in layers(spec))
 
 

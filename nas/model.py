@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nas.arch import ArchSpec, Block
-from nas.budget import feature_shape
+from nas.budget import feature_shape, se_channels
 
 _ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish}
 
@@ -38,14 +38,29 @@ class ConvBlock(nn.Module):
         return self.conv(x)
 
 
+class SqueezeExcitation(nn.Module):
+    """Gate each channel by a function of all channels' global averages (Hu et al.)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        squeeze = se_channels(channels)
+        self.reduce = nn.Linear(channels, squeeze)
+        self.expand = nn.Linear(squeeze, channels)
+
+    def forward(self, x):
+        s = torch.relu(self.reduce(x.mean((2, 3))))
+        return x * torch.sigmoid(self.expand(s))[:, :, None, None]
+
+
 class DepthwiseSeparable(nn.Module):
     def __init__(self, cin: int, b: Block, bn: bool, act: str):
         super().__init__()
         self.dw = ConvBN(cin, cin, b.k, b.s, cin, bn, act)
+        self.se = SqueezeExcitation(cin) if b.se else nn.Identity()
         self.pw = ConvBN(cin, b.out, 1, 1, 1, bn, act)
 
     def forward(self, x):
-        return self.pw(self.dw(x))
+        return self.pw(self.se(self.dw(x)))
 
 
 class InvertedResidual(nn.Module):
@@ -56,17 +71,49 @@ class InvertedResidual(nn.Module):
         hidden = cin * b.e
         self.expand = ConvBN(cin, hidden, 1, 1, 1, bn, act) if b.e != 1 else nn.Identity()
         self.dw = ConvBN(hidden, hidden, b.k, b.s, hidden, bn, act)
+        self.se = SqueezeExcitation(hidden) if b.se else nn.Identity()
         self.project = ConvBN(hidden, b.out, 1, 1, 1, bn, None)
         self.residual = b.s == 1 and cin == b.out
 
     def forward(self, x):
-        y = self.project(self.dw(self.expand(x)))
+        y = self.project(self.se(self.dw(self.expand(x))))
         if self.residual:
             y = y + x
         return y
 
 
-_BLOCKS = {"conv": ConvBlock, "dw": DepthwiseSeparable, "ir": InvertedResidual}
+class ResidualBlock(nn.Module):
+    """ResNet basic block with a parameter-free shortcut ("option A" of He et al.): the
+    input is subsampled by the stride and zero-padded to the new width, so the skip costs
+    no parameters, which matters at a 50k budget."""
+
+    def __init__(self, cin: int, b: Block, bn: bool, act: str):
+        super().__init__()
+        self.conv1 = ConvBN(cin, b.out, b.k, b.s, 1, bn, act)
+        self.conv2 = ConvBN(b.out, b.out, b.k, 1, 1, bn, None)
+        self.act = _ACTIVATIONS[act]()
+        self.stride = b.s
+        self.extra_channels = b.out - cin
+
+    def forward(self, x):
+        shortcut = x[:, :, ::self.stride, ::self.stride]
+        shortcut = nn.functional.pad(shortcut, [0, 0, 0, 0, 0, self.extra_channels])
+        return self.act(self.conv2(self.conv1(x)) + shortcut)
+
+
+class DenseLayer(nn.Module):
+    """DenseNet-style: new channels from a kxk conv, concatenated to the input's."""
+
+    def __init__(self, cin: int, b: Block, bn: bool, act: str):
+        super().__init__()
+        self.conv = ConvBN(cin, b.out, b.k, 1, 1, bn, act)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv(x)], 1)
+
+
+_BLOCKS = {"conv": ConvBlock, "dw": DepthwiseSeparable, "ir": InvertedResidual,
+           "res": ResidualBlock, "dense": DenseLayer}
 
 
 class Head(nn.Module):
@@ -96,7 +143,7 @@ class Net(nn.Module):
         for b in spec.blocks:
             block = _BLOCKS[b.op](c, b, spec.bn, spec.act)
             blocks.append(nn.Sequential(block, nn.MaxPool2d(2)) if b.pool else block)
-            c = b.out
+            c = b.out + (c if b.op == "dense" else 0)
         self.blocks = nn.Sequential(*blocks)
         # The head's input size comes from the same walk that counts parameters.
         self.head = Head(spec, *feature_shape(spec))

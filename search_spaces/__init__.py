@@ -129,4 +129,4 @@ def smallest_model(name: str, data_info, constraints: Constraints) -> ArchSpec:
 
 
 # Importing the modules registers the spaces.
-from search_spaces import mobilenet, plain_cnn  # noqa: E402,F401
+from search_spaces import densenet, mobilenet, plain_cnn  # noqa: E402,F401

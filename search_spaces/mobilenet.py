@@ -1,8 +1,9 @@
 """``mobilenet``: a stem conv, then depthwise-separable blocks, then global average pooling.
 
 Searched: number of blocks, each block's type (plain depthwise-separable: depthwise kxk +
-pointwise 1x1; or MobileNetV2 inverted residual with an expansion ratio), width, stride
-and kernel size, the stem's width and stride, the activation and the head's dropout.
+pointwise 1x1; or MobileNetV2 inverted residual with an expansion ratio), width, stride,
+kernel size and squeeze-excitation on/off, the stem's width and stride, the activation and
+the head's dropout.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import math
 
 from nas.arch import ArchSpec, Block, Head
-from search_spaces import can_downsample, register_space, sample_widths
+from nas.budget import check
+from search_spaces import MIN_WIDTH, can_downsample, register_space, sample_widths
 
 DEFAULT_BLOCKS = (2, 8)
 
@@ -36,22 +38,40 @@ def mobilenet(trial, data, constraints) -> ArchSpec:
     if can_downsample(h, w):
         stem_stride = trial.suggest_categorical("mobilenet.stem_stride", [1, 2])
         h, w = (h - 1) // stem_stride + 1, (w - 1) // stem_stride + 1
+
+    def spec(widths, layout=None):
+        stem = Block("conv", widths[0], 3, stem_stride)
+        blocks = [Block(op, out, k, s, e, se=se)
+                  for out, (op, k, s, e, se) in zip(widths[1:], layout or shapes)]
+        return ArchSpec(data.in_channels, data.height, data.width, data.num_classes,
+                        (stem, *blocks), head, act, True)
+
     shapes = []
+
+    def fits(op, k, e, se) -> bool:
+        # The cheapest net with this block: every width the smallest, later blocks plain
+        # 3x3 depthwise-separable. If that is over the budget, no width can make it fit.
+        later = [("dw", 3, 1, 1, False)] * (n_blocks - len(shapes) - 1)
+        return check(spec([MIN_WIDTH] * (n_blocks + 1), shapes + [(op, k, 1, e, se)] + later),
+                     constraints).feasible
+
+    def choose(name, choices, costliest):
+        """Draw among ``choices`` when even the costliest fits, else take the cheapest
+        without a draw (a choice no width could make fit is not offered)."""
+        return trial.suggest_categorical(name, choices) if costliest() else choices[0]
+
     for i in range(n_blocks):
-        op = trial.suggest_categorical(f"mobilenet.type{i}", ["dw", "ir"])
-        e = trial.suggest_categorical(f"mobilenet.expand{i}", [2, 4, 6]) if op == "ir" else 1
-        k = trial.suggest_categorical(f"mobilenet.k{i}", [3, 5])
+        op = choose(f"mobilenet.type{i}", ["dw", "ir"], lambda: fits("ir", 3, 2, False))
+        e = 1
+        if op == "ir":
+            e = choose(f"mobilenet.expand{i}", [2, 4, 6], lambda: fits("ir", 3, 6, False))
+        k = choose(f"mobilenet.k{i}", [3, 5], lambda: fits(op, 5, e, False))
+        se = choose(f"mobilenet.se{i}", [False, True], lambda: fits(op, k, e, True))
         s = 1
         if can_downsample(h, w):
             s = trial.suggest_categorical(f"mobilenet.stride{i}", [1, 2])
             h, w = (h - 1) // s + 1, (w - 1) // s + 1
-        shapes.append((op, k, s, e))
-
-    def spec(widths):
-        stem = Block("conv", widths[0], 3, stem_stride)
-        blocks = [Block(op, out, k, s, e) for out, (op, k, s, e) in zip(widths[1:], shapes)]
-        return ArchSpec(data.in_channels, data.height, data.width, data.num_classes,
-                        (stem, *blocks), head, act, True)
+        shapes.append((op, k, s, e, se))
 
     names = ["mobilenet.stem_width"] + [f"mobilenet.w{i}" for i in range(n_blocks)]
     return spec(sample_widths(trial, names, spec, constraints))

@@ -1,8 +1,9 @@
 """``cnn``: plain convolutions, the nets people hand-design first.
 
-Searched: number of conv layers, per-layer width and kernel size, where to downsample and
-how (2x2 max-pool or stride 2), batch norm on/off, activation, the head (global average
-pooling, or flatten) with an optional hidden dense layer, and dropout.
+Searched: number of layers, each a plain conv or (after the first) a residual basic block
+of two convs with a parameter-free shortcut, per-layer width and kernel size, where to
+downsample and how (2x2 max-pool or stride 2), batch norm on/off, activation, the head
+(global average pooling, or flatten) with an optional hidden dense layer, and dropout.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
     dropout = round(trial.suggest_float("cnn.dropout", 0.0, 0.5), 3)
 
     def spec(widths, hidden=MIN_HIDDEN if dense else 0, layout=None):
-        blocks = [Block("conv", out, k, s, pool=pool)
-                  for out, (k, s, pool) in zip(widths, layout or shapes)]
+        blocks = [Block(op, out, k, s, pool=pool)
+                  for out, (op, k, s, pool) in zip(widths, layout or shapes)]
         return ArchSpec(data.in_channels, data.height, data.width, data.num_classes,
                         tuple(blocks), Head(head_kind, hidden, dropout), act, bn)
 
-    def shape(k, down):
-        return k, 2 if down and downsample == "stride" else 1, down and downsample == "maxpool"
+    def shape(k, down, op="conv"):
+        return op, k, 2 if down and downsample == "stride" else 1, down and downsample == "maxpool"
 
     def still_fits(layout, h, w) -> bool:
         # The cheapest net that starts with ``layout``: every later layer 3x3, downsampling
@@ -49,18 +50,23 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
     # Structure first (kernels, downsampling), so each width can be drawn knowing its cost.
     # A choice that no width could make fit (a flatten head over too large a map, a 5x5
     # kernel where 3x3 barely fits) is not offered: the layer takes the cheaper option.
-    shapes, h, w = [], data.height, data.width
+    shapes, h, w, convs = [], data.height, data.width, 0
     for i in range(n_layers):
+        # A residual block is two convs: offered while the conv-layer limit has room.
+        op = "conv"
+        if i > 0 and convs + 2 + (n_layers - i - 1) <= high:
+            op = trial.suggest_categorical(f"cnn.op{i}", ["conv", "res"])
+        convs += 2 if op == "res" else 1
         can = can_downsample(h, w)
         small = (h // 2, w // 2) if can else (h, w)
         k = 3
-        if still_fits(shapes + [shape(5, can)], *small):
+        if still_fits(shapes + [shape(5, can, op)], *small):
             k = trial.suggest_categorical(f"cnn.k{i}", [3, 5])
-        down = can and (not still_fits(shapes + [shape(k, False)], h, w)
+        down = can and (not still_fits(shapes + [shape(k, False, op)], h, w)
                         or trial.suggest_categorical(f"cnn.down{i}", [False, True]))
         if down:
             h, w = h // 2, w // 2
-        shapes.append(shape(k, down))
+        shapes.append(shape(k, down, op))
 
     # Conv widths leave room for the smallest hidden layer; the hidden layer then takes
     # what it may of the rest.

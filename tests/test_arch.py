@@ -8,6 +8,9 @@ EXAMPLES = [
     "c32k3-c64k3p-flat",
     "c16k3s2-dw32k3-ir32k5e4-ir48k3s2e3p-gap_fc32_d0.1-hardswish",
     "c8k5s2p-c16k3-flat_fc64_d0.25-silu-nobn",
+    "c16k3-r16k3-r32k5s2p-gap",
+    "c8k3s2-dw16k3se-ir24k5s2e4sep-gap_d0.1-relu6",
+    "d8k3-d12k5p-d16k3-gap_fc16-nobn",
 ]
 
 
@@ -32,6 +35,8 @@ def test_fields_are_plain_data():
     ("c32k3-gap_q3", "bad head option"),
     ("dw32k3e4-gap", "only ir blocks"),
     ("c32k3-gap-tanh", "bad block"),
+    ("c32k3se-gap", "only dw and ir blocks take squeeze-excitation"),
+    ("d16k3s2-gap", "a dense layer concatenates its input, so it cannot stride"),
 ])
 def test_bad_block_strings_say_what_is_wrong(text, message):
     with pytest.raises(SpecError, match=message):
@@ -41,3 +46,10 @@ def test_bad_block_strings_say_what_is_wrong(text, message):
 def test_from_dict_rejects_foreign_json():
     with pytest.raises(SpecError):
         ArchSpec.from_dict({"layers": []})
+
+
+def test_a_residual_block_cannot_narrow():
+    from nas.budget import count_params
+
+    with pytest.raises(SpecError, match="cannot narrow 32 channels to 16"):
+        count_params(ArchSpec.from_string("c32k3-r16k3-gap", 1, 28, 28, 10))

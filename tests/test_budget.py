@@ -66,6 +66,9 @@ def conv_linear_ops(model, x):
     ("c16k3s2-dw32k3-ir32k5e4-ir48k3s2e3p-gap_fc32_d0.1-hardswish", (1, 28, 28, 10)),
     ("c24k3s2-dw48k5s2-ir48k3e6-dw96k3s2-gap", (3, 32, 32, 10)),
     ("c8k5s2p-c16k3-flat_fc64-silu-nobn", (1, 48, 48, 7)),
+    ("c16k3-r16k3-r32k3s2-r48k5p-gap", (3, 32, 32, 10)),  # residual: shortcut has no MACs
+    ("c8k3s2-dw16k3se-ir24k5s2e4se-gap", (1, 28, 28, 10)),  # SE: two small linear layers
+    ("d8k3-d12k5p-d16k3p-gap_fc16", (1, 48, 48, 7)),  # dense: convs over the concatenation
 ])
 def test_macs_match_thop_for_conv_and_linear(text, shape):
     spec = ArchSpec.from_string(text, *shape)
@@ -106,5 +109,5 @@ def test_conv_layer_limit_is_respected_by_construction():
 
 
 def test_unknown_space_lists_valid_ones():
-    with pytest.raises(search_spaces.UnknownSpace, match="valid: cnn, mobilenet"):
+    with pytest.raises(search_spaces.UnknownSpace, match="valid: cnn, densenet, mobilenet"):
         search_spaces.get_space("resnet")

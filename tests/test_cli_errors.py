@@ -17,7 +17,7 @@ def _cases(tmp):
     absurd.write_text('budget = 1e12\n')
     syn = ["search", "--dataset", "synthetic"]  # default runs dir: ./runs
     return [
-        (syn + ["--space", "resnet"], "unknown search space 'resnet'; valid: cnn, mobilenet"),
+        (syn + ["--space", "resnet"], "unknown search space 'resnet'; valid: cnn, densenet, mobilenet"),
         (["search", "--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: mnist"),
         (syn + ["--budget", "0"], "--budget must be an integer from 1 to 1,000,000,000, got 0"),
         (syn + ["--budget", "-5"], "--budget must be an integer from 1 to 1,000,000,000, got -5"),
