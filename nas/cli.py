@@ -66,6 +66,9 @@ def _add_search(sub) -> None:
     p.add_argument("--trials", type=_int, help="trials of this space in the study (default 20)")
     p.add_argument("--epochs", type=_int, help="training epochs per trial (default 3)")
     p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
+    p.add_argument("--sampler", help="tpe (default) | random")
+    p.add_argument("--timeout", type=_int, help="seconds: start no trial after this long "
+                                                "(each --jobs worker); --trials still caps it")
     p.add_argument("--objective", help="accuracy (default; front computed afterwards) | pareto "
                                        "(maximise accuracy, minimise params) | pareto-macs "
                                        "(and MACs); pareto stops trials with its own rule")

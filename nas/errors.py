@@ -16,6 +16,7 @@ INT_RANGES = {
     "max_macs": (1, None),
     "jobs": (1, 1024),
     "image_size": (4, 4096),
+    "timeout": (1, 366 * 86400),  # seconds
     "seed": (0, 2**31 - 1),  # samplers add small offsets; numpy's seeds stop at 2**32
 }
 

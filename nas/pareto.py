@@ -47,6 +47,19 @@ def front(all_rows: list[Row]) -> list[Row]:
     return result
 
 
+def hypervolume(points: list[tuple[int, float]], budget: int) -> float:
+    """Area dominated by (params, accuracy) points, up to the reference point (budget, 0.0),
+    as a share of budget x 1.0: 1.0 would be a perfect net with no parameters. Points over
+    the budget count for nothing."""
+    inside = sorted((p, a) for p, a in points if p <= budget and a > 0)
+    area, best = 0.0, 0.0
+    for i, (params, acc) in enumerate(inside):
+        best = max(best, acc)  # the best accuracy reachable with at most these params
+        upto = inside[i + 1][0] if i + 1 < len(inside) else budget
+        area += (upto - params) * best
+    return area / budget
+
+
 TEST_ACC_CACHE = "test_acc.json"  # trial number -> test accuracy, front trials only
 
 

@@ -42,6 +42,7 @@ from nas.model import build
 from nas.train import AUGMENTS, PRECISIONS, TrainConfig, train
 
 PRUNERS = ("median", "hyperband", "none")
+SAMPLERS = ("tpe", "random")
 # Directions of each objective's values: validation accuracy, then params, then MACs.
 OBJECTIVES = {"accuracy": ("maximize",), "pareto": ("maximize", "minimize"),
               "pareto-macs": ("maximize", "minimize", "minimize")}
@@ -67,6 +68,8 @@ class SearchConfig:
     epochs: int = 3
     pruner: str = "median"  # with a pareto objective: median = size_aware_stop, none = off
     objective: str = "accuracy"
+    sampler: str = "tpe"  # tpe (multi-objective TPE with a pareto objective) or random
+    timeout: int | None = None  # seconds: stop starting trials after this long
     conv_layers: tuple[int, int] | None = None
     max_macs: int | None = None
     fill: float = 0.0  # draw widths so nets use at least this share of the budget (0: off)
@@ -91,6 +94,8 @@ class SearchConfig:
             raise UsageError(f"unknown --augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"unknown pruner {self.pruner!r}; valid: {', '.join(PRUNERS)}")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
         if self.objective not in OBJECTIVES:
             raise UsageError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
         if self.objective != "accuracy" and self.pruner == "hyperband":
@@ -98,7 +103,7 @@ class SearchConfig:
                              f"multi-objective studies); --objective {self.objective} stops trials "
                              f"with its own rule: --pruner median (default) or none")
         for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
-                     "jobs", "image_size", "seed"):
+                     "jobs", "image_size", "seed", "timeout"):
             check_int(name, getattr(self, name))
         if self.memory_limit is not None and not (
                 isinstance(self.memory_limit, (int, float)) and not isinstance(self.memory_limit, bool)
@@ -224,7 +229,10 @@ def _make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
 def _sampler(cfg: SearchConfig, trials_before: int, worker: int = 0) -> optuna.samplers.BaseSampler:
     # Offset the seed by the trials already there, so a resumed search does not replay the
     # random start-up draws it made before, and by worker, so workers do not draw alike.
-    return optuna.samplers.TPESampler(seed=cfg.seed + trials_before + 100_003 * worker)
+    seed = cfg.seed + trials_before + 100_003 * worker
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def open_study(cfg: SearchConfig, info) -> optuna.Study:
@@ -653,7 +661,7 @@ def _optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, labe
             study.stop()  # others filled the rest; a trial in flight elsewhere may add one
 
     try:
-        study.optimize(objective, n_trials=n_trials, callbacks=[report],
+        study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, callbacks=[report],
                        catch=(Exception,))  # a failing trial never ends the search
     finally:
         bar.close()

@@ -58,3 +58,24 @@ def test_pareto_objective_runs_a_multi_objective_study_with_early_stopping(tmp_p
     assert code == 2 and f"was searched with --objective {objective}" in err
     code, _, err = run(*base, "--objective", objective, "--pruner", "hyperband")
     assert code == 2 and "--pruner hyperband needs --objective accuracy" in err
+
+
+def test_hypervolume_of_a_front_against_the_budget():
+    from nas.pareto import hypervolume
+
+    # (20 - 10) x 0.5 + (40 - 20) x 0.8 = 21, of 40 x 1.0
+    assert hypervolume([(10, 0.5), (20, 0.8)], 40) == pytest.approx(21 / 40)
+    # A dominated point adds nothing; a point over the budget counts for nothing.
+    assert hypervolume([(10, 0.5), (15, 0.4), (20, 0.8), (50, 0.99)], 40) == pytest.approx(21 / 40)
+    assert hypervolume([], 40) == 0.0
+
+
+def test_random_sampler_and_timeout(tmp_path, run):
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "densenet", "--budget",
+                         20_000, "--epochs", 1, "--trials", 100_000, "--timeout", 3,
+                         "--sampler", "random", "--runs-dir", tmp_path, "--study", "rnd",
+                         "--no-progress")
+    assert code == 0, err
+    study = store.load_study(tmp_path / "rnd")
+    assert 1 <= len(study.trials) < 1000  # stopped by the clock, not by --trials
+    assert study.user_attrs["config"]["sampler"] == "random"
