@@ -141,7 +141,7 @@ def cmd_search(args) -> int:
           + (f", {c['interrupted']} interrupted (worker killed)" if c["interrupted"] else "")
           + f"; {result.seconds:.1f}s")
     if result.front:
-        print(f"\nPareto front (params vs validation accuracy; test accuracy of front only):")
+        print("\nPareto front (params vs validation accuracy; test accuracy of front only):")
         print(pareto.table(result.front))
         print("\nwritten: " + ", ".join(str(p) for p in result.files))
         print(f"next: nas export {cfg.study_dir} --best")

@@ -25,6 +25,7 @@ _REGISTRY: dict[str, SpaceFn] = {}
 
 MIN_WIDTH = 8
 MAX_WIDTH = 256
+MIN_HIDDEN, MAX_HIDDEN = 16, 256  # units of an optional hidden dense layer in the head
 
 
 class UnknownSpace(UsageError):
@@ -104,6 +105,15 @@ def sample_widths(trial, names: list[str], make_spec: Callable[[list[int]], Arch
         low = fill_floor(widest_completion, constraints, low, high)
         widths.append(trial.suggest_int(name, low, high, log=True))
     return widths
+
+
+def sample_hidden(trial, name: str, make_spec: Callable[[int], ArchSpec],
+                  constraints: Constraints) -> int:
+    """Units of a head's hidden dense layer, drawn last: as many as the budget leaves room
+    for at most, and (with --fill) at least enough to reach the fill target."""
+    high = widest_that_fits(make_spec, constraints, MIN_HIDDEN, MAX_HIDDEN)
+    low = fill_floor(make_spec, constraints, MIN_HIDDEN, high)
+    return trial.suggest_int(name, low, high, log=True)
 
 
 def can_downsample(h: int, w: int) -> bool:

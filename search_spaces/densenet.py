@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from nas.arch import ArchSpec, Block, Head
 from nas.budget import check
-from search_spaces import (MIN_WIDTH, can_downsample, fill_floor, register_space, sample_widths,
-                           widest_that_fits)
+from search_spaces import (MIN_HIDDEN, MIN_WIDTH, can_downsample, register_space,
+                           sample_hidden, sample_widths)
 
 DEFAULT_LAYERS = (2, 4)
-MIN_HIDDEN, MAX_HIDDEN = 16, 256
 
 
 @register_space("densenet")
@@ -46,6 +45,5 @@ def densenet(trial, data, constraints) -> ArchSpec:
     growths = sample_widths(trial, [f"densenet.g{i}" for i in range(n_layers)], spec, constraints)
     if not dense:
         return spec(growths)
-    high = widest_that_fits(lambda units: spec(growths, units), constraints, MIN_HIDDEN, MAX_HIDDEN)
-    low = fill_floor(lambda units: spec(growths, units), constraints, MIN_HIDDEN, high)
-    return spec(growths, trial.suggest_int("densenet.hidden", low, high, log=True))
+    return spec(growths, sample_hidden(trial, "densenet.hidden", lambda units: spec(growths, units),
+                                 constraints))

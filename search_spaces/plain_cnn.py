@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from nas.arch import ArchSpec, Block, Head
 from nas.budget import check
-from search_spaces import (MIN_WIDTH, can_downsample, fill_floor, register_space,
-                           sample_widths, widest_that_fits)
+from search_spaces import (MIN_HIDDEN, MIN_WIDTH, can_downsample, register_space,
+                           sample_hidden, sample_widths)
 
 DEFAULT_LAYERS = (2, 6)
-MIN_HIDDEN, MAX_HIDDEN = 16, 256
 
 
 @register_space("cnn")
@@ -73,6 +72,5 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
     widths = sample_widths(trial, [f"cnn.w{i}" for i in range(n_layers)], spec, constraints)
     if not dense:
         return spec(widths)
-    high = widest_that_fits(lambda units: spec(widths, units), constraints, MIN_HIDDEN, MAX_HIDDEN)
-    low = fill_floor(lambda units: spec(widths, units), constraints, MIN_HIDDEN, high)
-    return spec(widths, trial.suggest_int("cnn.hidden", low, high, log=True))
+    return spec(widths, sample_hidden(trial, "cnn.hidden", lambda units: spec(widths, units),
+                                 constraints))

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import shared_data_dir
-from nas.data import DataError, load
+from nas.data import load
 
 USAGES = ["Training"] * 20 + ["PublicTest"] * 6 + ["PrivateTest"] * 5
 
