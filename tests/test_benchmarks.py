@@ -23,3 +23,20 @@ def test_throughput_benchmark_runs_every_cpu_part_and_reports_ratios(tmp_path, m
     assert result["a"] > 0 and result["b"] > 0 and result["c2"] > 0
     assert result["search"]["counts"]["COMPLETE"] + result["search"]["counts"]["PRUNED"] == 2
     assert 0 < result["search"]["overhead_median"] < 1
+
+
+def test_quality_benchmark_scores_each_configuration_by_hypervolume(tmp_path):
+    figures = tmp_path / "quality.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "quality.py"),
+                           "--datasets", "synthetic", "--configs", "random,pareto", "--seeds", "0",
+                           "--budget", "20000", "--seconds", "4", "--epochs", "2",
+                           "--json", str(figures)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "synthetic      random" in proc.stdout and "synthetic      pareto" in proc.stdout
+    runs = json.loads(figures.read_text())["runs"]
+    assert [r["config"] for r in runs] == ["random", "pareto"]
+    for r in runs:
+        assert r["trials"] >= 1 and 0 < r["hypervolume"] <= 1
+        assert all(p["params"] <= 20_000 for p in r["front"])
+        assert r["best_test_acc"] == max(r["front"], key=lambda p: p["val_acc"])["test_acc"]
