@@ -12,7 +12,8 @@ accuracy, scored on the test set):
 Prints mean and spread (sample standard deviation, n = seeds) per configuration.
 
     python benchmarks/quality.py                                  # GPU: full data, 3 epochs, 10 min each
-    python benchmarks/quality.py --seconds 100 --limit-train 2000 --epochs 2   # what fits a CPU
+    python benchmarks/quality.py --datasets mnist --seconds 200 --limit-train 5000 --epochs 2 \
+        --max-macs 2000000                                        # a CPU-sized stand-in
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def run_one(args, dataset: str, config: str, seed: int, runs: Path) -> dict:
            "--study", study, "--no-progress", *CONFIGS[config]]
     if args.limit_train:
         cmd += ["--limit-train", str(args.limit_train)]
+    if args.max_macs:
+        cmd += ["--max-macs", str(args.max_macs)]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     start = time.time()
@@ -77,12 +80,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=600, help="search time of each run")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--limit-train", type=int, default=None)
+    parser.add_argument("--max-macs", type=int, default=None,
+                        help="same MAC cap for every configuration (keeps CPU trials short)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", help="also write every run's figures to this file")
     args = parser.parse_args()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     print(f"device: {device}; {args.space} under {args.budget:,} params; {args.seconds} s per search, "
-          f"{args.epochs} epochs per trial, limit-train {args.limit_train or 'none'}")
+          f"{args.epochs} epochs per trial, limit-train {args.limit_train or 'none'}, "
+          f"max-macs {args.max_macs or 'none'}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets.split(","):
