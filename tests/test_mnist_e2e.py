@@ -21,6 +21,7 @@ def test_real_mnist_search_and_export(tmp_path, run, mnist_dir):
     code, out, err = run("search", "--space", "mobilenet", "--budget", 50_000, "--dataset", "mnist",
                          "--data-dir", mnist_dir, "--limit-train", 6000, "--trials", 3,
                          "--epochs", 2, "--pruner", "none", "--runs-dir", tmp_path,
+                         "--max-macs", 2_000_000, "--fill", 0.9,  # cheap trials that use the budget
                          "--no-progress")
     assert code == 0, err
     study_dir = tmp_path / "mnist-50k"  # the default study name
