@@ -1,5 +1,7 @@
 """Errors the user can fix. The CLI prints their message as one line and exits with 2."""
 
+import math
+
 
 class UsageError(Exception):
     """Bad input: the message says what was wrong, the value given, and what is valid."""
@@ -19,6 +21,16 @@ INT_RANGES = {
     "timeout": (1, 366 * 86400),  # seconds
     "seed": (0, 2**31 - 1),  # samplers add small offsets; numpy's seeds stop at 2**32
 }
+
+
+def check_positive(name: str, value, what: str = "a positive number",
+                   high: float = math.inf) -> None:
+    """None (not given) or a finite number in (0, high]; else a UsageError."""
+    if value is None:
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (0 < value <= high and math.isfinite(value))):
+        raise UsageError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
 
 
 def check_int(name: str, value) -> None:

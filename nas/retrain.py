@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from nas import store
-from nas.errors import UsageError, check_int
+from nas.errors import UsageError, check_int, check_positive
 from nas.search import RECORDED, load_data_for, on_device, resolve_device
 from nas.train import TrainConfig, accuracy, train
 
@@ -38,8 +38,7 @@ class TrainingRun:
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "seed"):
             check_int(name, getattr(self, name))
-        if self.lr is not None and not 0 < self.lr < float("inf"):
-            raise UsageError(f"--lr must be a positive number, got {self.lr}")
+        check_positive("lr", self.lr)
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
 

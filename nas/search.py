@@ -37,7 +37,7 @@ from nas import pareto, store
 from nas.budget import Constraints, check
 from nas import data as datasets
 from nas.data import Data, DataError, load, resolve_data_dir
-from nas.errors import UsageError, check_int
+from nas.errors import UsageError, check_int, check_positive
 from nas.model import build
 from nas.train import AUGMENTS, PRECISIONS, TrainConfig, train
 
@@ -105,12 +105,8 @@ class SearchConfig:
         for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
                      "jobs", "image_size", "seed", "timeout"):
             check_int(name, getattr(self, name))
-        if self.memory_limit is not None and not (
-                isinstance(self.memory_limit, (int, float)) and not isinstance(self.memory_limit, bool)
-                and 0 < self.memory_limit <= 1e6):
-            raise UsageError(f"--memory-limit must be a number of GiB > 0, got {self.memory_limit!r}")
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
-            raise UsageError(f"--lr must be a positive number, got {self.lr!r}")
+        check_positive("memory_limit", self.memory_limit, "a number of GiB > 0", high=1e6)
+        check_positive("lr", self.lr)
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown --precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.gpus is not None:
@@ -315,12 +311,21 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
 
 
 def abandon(trial: optuna.Trial, reason: str) -> None:
-    """A trial stopped by the user, not by its own fault: record why, keep it out of the
-    --trials count, and queue its parameters so the next run tries them first."""
-    trial.set_user_attr("fail_reason", reason)
-    trial.set_user_attr("interrupted", True)
-    if trial.params:
-        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    """A trial stopped by the user, not by its own fault (Optuna then marks it failed)."""
+    mark_interrupted(trial.study, trial._trial_id, trial.number, trial.params, reason, retry=True)
+
+
+def mark_interrupted(study: optuna.Study, trial_id: int, number: int, params: dict,
+                     reason: str, retry: bool) -> bool:
+    """Record why a trial's work was lost, keep it out of the --trials count (count_states),
+    and with ``retry`` queue its parameters so the next trial drawn runs them first.
+    Storage-level calls: Optuna has no public API for another process's trial. Returns
+    whether a retry was queued."""
+    study._storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    study._storage.set_trial_user_attr(trial_id, "interrupted", True)
+    if retry and params:
+        study.enqueue_trial(params, user_attrs={"retry_of": number})
+    return bool(retry and params)
 
 
 class TrialFailed(RuntimeError):
@@ -446,14 +451,10 @@ def recover_interrupted(study: optuna.Study, log: Callable[[str], None],
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") != platform.node() or pid is None or _alive(pid):
             continue
-        reason = "interrupted: " + why.format(pid=pid)
-        # Storage-level calls: Optuna has no public API to fail another process's trial.
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        retry = mark_interrupted(study, t._trial_id, t.number, t.params,
+                                 "interrupted: " + why.format(pid=pid),
+                                 retry=user_stop or "retry_of" not in t.user_attrs)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        retry = t.params and (user_stop or "retry_of" not in t.user_attrs)
-        if retry:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         log(f"trial {t.number} was interrupted (worker pid {pid} is gone): marked failed"
             + ("; its parameters run again first" if retry else "; not retried again"))
         recovered.append(t.number)
@@ -676,8 +677,8 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
     attrs = t.user_attrs
     seconds = (t.datetime_complete - t.datetime_start).total_seconds()
     history = attrs.get("val_history", [])
-    if t.values:
-        acc = f"{t.values[0]:.4f}"
+    if store.accuracy(t) is not None:
+        acc = f"{store.accuracy(t):.4f}"
     elif history:
         acc = f"{history[-1]:.4f}"
     else:
