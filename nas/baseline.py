@@ -86,14 +86,15 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     model = model.to(device)
     log(f"baseline {cfg.name} ({what}, {params:,} params, {macs:,} MACs): {cfg.epochs} epochs "
-        f"on {len(data.train_x):,} {data.info.name} images, {device}")
+        f"on {len(data.train_x):,} {data.info.name} images, {device}, augment {cfg.augment}")
     start = time.perf_counter()
     result = train(model, data, cfg.train_config(),
                    lambda e, acc: log(f"  epoch {e:>3}/{cfg.epochs}  val_acc {acc:.4f}  "
                                       f"{time.perf_counter() - start:7.1f}s"))
     row = {"name": cfg.name, "model": what, "params": params, "macs": macs,
            "val_acc": result.val_acc, "test_acc": accuracy(model, data.test_x, data.test_y, data),
-           "epochs": cfg.epochs, "train_time": round(result.seconds, 2), "device": str(device)}
+           "epochs": cfg.epochs, "augment": cfg.augment, "train_time": round(result.seconds, 2),
+           "device": str(device)}
     rows = [r for r in read(study_dir) if (r["name"], r["epochs"]) != (cfg.name, cfg.epochs)]
     (study_dir / "baselines.json").write_text(json.dumps(rows + [row], indent=2) + "\n")
     return row

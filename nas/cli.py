@@ -8,6 +8,7 @@ the Pareto files from what completed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from dataclasses import fields
@@ -17,6 +18,7 @@ from nas.errors import UsageError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 class _Parser(argparse.ArgumentParser):
@@ -263,6 +265,7 @@ def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
     p.add_argument("--label-smoothing", type=float, help=f"default {label_smoothing}")
     p.add_argument("--seed", type=_int, help="default 0")
+    p.add_argument("--augment", help="none | crop | flip-crop (default: the search's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nas: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `nas count resnet34 | head` closed the pipe: the reader is done
+        # Python would fail again flushing stdout at exit; send what is left nowhere instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug, not bad input: say so, keep it to one line
         if debug:
             raise

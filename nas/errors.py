@@ -33,6 +33,12 @@ def check_positive(name: str, value, what: str = "a positive number",
         raise UsageError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
 
 
+def check_choice(name: str, value, valid) -> None:
+    """None (not given) or one of ``valid``; else a UsageError naming them."""
+    if value is not None and value not in valid:
+        raise UsageError(f"unknown --{name.replace('_', '-')} {value!r}; valid: {', '.join(valid)}")
+
+
 def check_int(name: str, value) -> None:
     """None (not given) or an integer within INT_RANGES[name]; else a UsageError."""
     if value is None:

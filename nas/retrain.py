@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from nas import store
-from nas.errors import UsageError, check_int, check_positive
+from nas.errors import UsageError, check_choice, check_int, check_positive
 from nas.search import RECORDED, load_data_for, on_device, resolve_device
-from nas.train import TrainConfig, accuracy, train
+from nas.train import AUGMENTS, TrainConfig, accuracy, train
 
 
 @dataclass(kw_only=True)
@@ -34,11 +34,13 @@ class TrainingRun:
     lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
     label_smoothing: float = 0.0
     seed: int = 0
+    augment: str | None = None  # None: the search's --augment, else the dataset's own
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "seed"):
             check_int(name, getattr(self, name))
         check_positive("lr", self.lr)
+        check_choice("augment", self.augment, AUGMENTS)
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
 
@@ -51,11 +53,13 @@ class TrainingRun:
         if data is None:
             raise UsageError(f"the dataset of study {study.study_name!r} "
                              f"({study.user_attrs['data']['name']}) was not found; pass --data-dir")
+        if self.augment is None:  # train the way the search did unless told otherwise
+            self.augment = study.user_attrs.get("config", {}).get("augment") or data.info.augment
         return study, on_device(data, device), device
 
     def train_config(self, **extra) -> TrainConfig:
         return TrainConfig(self.epochs, self.batch_size, self.lr, seed=self.seed,
-                           label_smoothing=self.label_smoothing, **extra)
+                           label_smoothing=self.label_smoothing, augment=self.augment, **extra)
 
 
 @dataclass(kw_only=True)
@@ -115,7 +119,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
     log(f"retraining trial {trial.number} ({trial.user_attrs['arch_str']}, "
         f"{trial.user_attrs['params']:,} params) from scratch: {cfg.epochs} epochs on "
         f"{len(data.train_x):,} {data.info.name} images, {device}, augment "
-        f"{data.info.augment}, label smoothing {cfg.label_smoothing}"
+        f"{cfg.augment}, label smoothing {cfg.label_smoothing}"
         + (f", distilling from {cfg.teacher} (T={cfg.temperature}, alpha={cfg.alpha})" if teacher else ""))
     start = time.perf_counter()
 
@@ -134,7 +138,8 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                "params": trial.user_attrs["params"], "epochs": cfg.epochs,
                "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.accuracy(trial),
                "history": result.history, "train_time": round(result.seconds, 2),
-               "label_smoothing": cfg.label_smoothing, "teacher": cfg.teacher,
+               "label_smoothing": cfg.label_smoothing, "augment": cfg.augment,
+               "teacher": cfg.teacher,
                "temperature": cfg.temperature if teacher else None,
                "alpha": cfg.alpha if teacher else None, "device": str(device),
                "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed}

@@ -37,7 +37,7 @@ from nas import pareto, store
 from nas.budget import Constraints, check
 from nas import data as datasets
 from nas.data import Data, DataError, load, resolve_data_dir
-from nas.errors import UsageError, check_int, check_positive
+from nas.errors import UsageError, check_choice, check_int, check_positive
 from nas.model import build
 from nas.train import AUGMENTS, PRECISIONS, TrainConfig, train
 
@@ -90,14 +90,9 @@ class SearchConfig:
         """Every check of a search's settings, so bad input fails before any work starts."""
         search_spaces.get_space(self.space)  # raises with the valid names
         datasets.check_name(self.dataset)
-        if self.augment is not None and self.augment not in AUGMENTS:
-            raise UsageError(f"unknown --augment {self.augment!r}; valid: {', '.join(AUGMENTS)}")
-        if self.pruner not in PRUNERS:
-            raise UsageError(f"unknown pruner {self.pruner!r}; valid: {', '.join(PRUNERS)}")
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if self.objective not in OBJECTIVES:
-            raise UsageError(f"unknown --objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        for name, valid in (("augment", AUGMENTS), ("pruner", PRUNERS), ("sampler", SAMPLERS),
+                            ("objective", OBJECTIVES)):
+            check_choice(name, getattr(self, name), valid)
         if self.objective != "accuracy" and self.pruner == "hyperband":
             raise UsageError(f"--pruner hyperband needs --objective accuracy (Optuna cannot prune "
                              f"multi-objective studies); --objective {self.objective} stops trials "

@@ -39,7 +39,7 @@ def _cases(tmp):
         (syn + ["--max-macs", "1000"], "the constraints rule out even the smallest 'mobilenet'"),
         (syn + ["--conv-layers", "4-2"], "bad --conv-layers '4-2'"),
         (syn + ["--conv-layers", "two"], "bad --conv-layers 'two'"),
-        (syn + ["--pruner", "sometimes"], "unknown pruner 'sometimes'; valid: median"),
+        (syn + ["--pruner", "sometimes"], "unknown --pruner 'sometimes'; valid: median"),
         (syn + ["--study", "../escape"], "bad study name '../escape'"),
         (syn + ["--trials", "0"], "--trials must be an integer from 1 to 1,000,000, got 0"),
         (syn + ["--jobs", "0"], "--jobs must be an integer from 1 to 1,024, got 0"),
@@ -91,6 +91,15 @@ def test_console_script_and_python_m_exit_2_without_traceback(tmp_path):
                               capture_output=True, text=True, cwd=tmp_path)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert not (tmp_path / "runs").exists()  # nothing written on bad input
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`nas count resnet34 | head -1`: the reader leaves before nas writes; no error shown."""
+    proc = subprocess.Popen(["nas", "count", "resnet34"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc.stdout.close()  # before nas has imported torch, so its first write meets no reader
+    err = proc.stderr.read()
+    assert proc.wait() == 141 and err == "", err
 
 
 def test_layering_rules():

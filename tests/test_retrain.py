@@ -47,6 +47,23 @@ def test_distillation_alone_teaches_the_student(study, run, tmp_path):
     assert figures["val_acc"] > 0.8
 
 
+def test_retrain_augments_as_the_search_did_unless_told(run, tmp_path):
+    runs = tmp_path / "runs"
+    code, _, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--budget", BUDGET,
+                       "--trials", 1, "--epochs", 1, "--runs-dir", runs, "--study", "crop",
+                       "--augment", "crop", "--no-progress")
+    assert code == 0, err
+    for extra, expected in (([], "crop"), (["--augment", "none"], "none")):
+        code, out, err = run("train", runs / "crop", "--trial", 0, "--epochs", 1, *extra)
+        assert code == 0, err
+        assert f"augment {expected}," in out
+        figures = json.loads((runs / "crop" / "retrained" / "trial-0.json").read_text())
+        assert figures["augment"] == expected
+    code, out, err = run("baseline", "c8k3s2-gap", runs / "crop", "--epochs", 1)
+    assert code == 0, err
+    assert json.loads((runs / "crop" / "baselines.json").read_text())[0]["augment"] == "crop"
+
+
 def test_bad_retrain_inputs_get_one_line(study, run, tmp_path):
     wrong = torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 3)))
     torch.jit.save(wrong, str(tmp_path / "three.pt"))
@@ -55,6 +72,7 @@ def test_bad_retrain_inputs_get_one_line(study, run, tmp_path):
              (["--trial", 999], "trial 999 is not a completed trial"),
              (["--best", "--alpha", 2], "--alpha must be in [0, 1], got 2.0"),
              (["--best", "--lr", -1], "--lr must be a positive number, got -1.0"),
+             (["--best", "--augment", "mirror"], "unknown --augment 'mirror'; valid: none, crop"),
              ([], "needs exactly one of --best or --trial N")]
     for args, message in cases:
         code, _, err = run("train", study, *args)
