@@ -126,15 +126,17 @@ def _read_config(path: str) -> dict:
 
 def cmd_search(args) -> int:
     from nas import pareto
-    from nas.search import run_search
+    from nas.search import STOP_SIGNALS, run_search, sigterm_stops, stop_signal
 
     cfg = _search_config(args)
     try:
-        result = run_search(cfg, progress=not getattr(args, "no_progress", False))
-    except KeyboardInterrupt:
-        print(f"nas: interrupted; completed trials are kept in {cfg.study_dir} "
-              f"(re-run the same command to resume)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        with sigterm_stops():
+            result = run_search(cfg, progress=not getattr(args, "no_progress", False))
+    except KeyboardInterrupt as exc:
+        signum = stop_signal(exc)
+        print(f"nas: interrupted by {STOP_SIGNALS[signum]}; completed trials are kept in "
+              f"{cfg.study_dir} (re-run the same command to resume)", file=sys.stderr)
+        return 128 + signum  # what a shell reports for a process ended by that signal
     c = result.counts
     total = sum(c.values())
     print(f"\n{total} trials in study {cfg.study_name!r}: {c['complete']} complete, "

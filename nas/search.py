@@ -269,9 +269,9 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
     def objective(trial: optuna.Trial) -> float:
         try:
             return run_trial(trial)
-        except KeyboardInterrupt:
-            abandon(trial, "interrupted: Ctrl-C (SIGINT) during the trial")
-            raise  # Optuna marks it failed; run_search writes the results; exit 130
+        except KeyboardInterrupt as exc:
+            abandon(trial, f"interrupted: {STOP_SIGNALS[stop_signal(exc)]} during the trial")
+            raise  # Optuna marks it failed; run_search writes the results; exit 130 / 143
 
     def run_trial(trial: optuna.Trial) -> float:
         # Who runs it: lets a later run tell a trial whose process was killed (-9, OOM
@@ -303,6 +303,43 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
                 trial.set_user_attr("heap_after", heap_bytes())
 
     return objective
+
+
+# The signals that stop a search cleanly, and how a trial's fail_reason names them.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (kill, docker stop, a scheduler's time limit): handled exactly like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(STOP_SIGNALS[signum])
+        self.signum = signum
+
+
+def stop_signal(exc: KeyboardInterrupt) -> int:
+    return getattr(exc, "signum", signal.SIGINT)
+
+
+@contextmanager
+def sigterm_stops():
+    """While the search runs, SIGTERM raises Stopped in the main thread, as SIGINT raises
+    KeyboardInterrupt; only the main thread may set handlers (in-process callers elsewhere
+    keep the default)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def abandon(trial: optuna.Trial, reason: str) -> None:
@@ -515,10 +552,10 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
             if cfg.jobs > 1:
                 try:
                     _run_workers(cfg, remaining, len(study.trials))
-                except KeyboardInterrupt:
+                except KeyboardInterrupt as exc:
                     # joblib has stopped the workers: mark their trials now, not next run.
-                    recover_interrupted(study, log, "Ctrl-C (SIGINT) stopped its worker (pid {pid})",
-                                        user_stop=True)
+                    recover_interrupted(study, log, STOP_SIGNALS[stop_signal(exc)]
+                                        + " stopped its worker (pid {pid})", user_stop=True)
                     raise
             else:
                 if device.type == "cuda":
@@ -556,9 +593,11 @@ def _run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
 
 
 def _worker(cfg: SearchConfig, worker: int, n_trials: int, trials_before: int, threads: int) -> None:
-    # Ctrl-C reaches every process of the terminal's group. Only the parent acts on it: it
-    # stops the workers and marks their trials (run_search), so none is half-handled here.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C (or a scheduler's SIGTERM) reaches every process of the group. Only the parent
+    # acts on it: it stops the workers and marks their trials (run_search), so none is
+    # half-handled here. joblib stops workers with SIGKILL, which this does not block.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     configure_logging()

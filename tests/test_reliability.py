@@ -109,8 +109,10 @@ def test_out_of_memory_trials_fail_with_the_reason_free_their_memory_and_the_sea
     assert (runs / "oom" / "pareto.json").is_file()  # the results are written without the cap
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_resumes(tmp_path, jobs):
+# SIGTERM is what kill, docker stop and a scheduler's time limit send: handled like Ctrl-C.
+@pytest.mark.parametrize("jobs,signum", [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)])
+def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_resumes(
+        tmp_path, jobs, signum):
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
            "--budget", "15000", "--limit-train", "300", "--runs-dir", str(runs), "--study", "sig",
@@ -123,18 +125,18 @@ def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_r
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_running_trial(runs / "sig", proc)
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines() == [f"nas: interrupted; completed trials are kept in "
-                                        f"{runs / 'sig'} (re-run the same command to resume)"]
+    name = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}[signum]
+    assert proc.returncode == 128 + signum, err  # 130, 143
+    assert err.strip().splitlines() == [f"nas: interrupted by {name}; completed trials are kept "
+                                        f"in {runs / 'sig'} (re-run the same command to resume)"]
     assert [r["trial"] for r in json.loads((runs / "sig" / "pareto.json").read_text())] == [0]
     study = store.load_study(runs / "sig")
     stopped = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(stopped) == jobs and not any(t.state == optuna.trial.TrialState.RUNNING
                                             for t in study.trials)
-    assert all(t.user_attrs["fail_reason"].startswith("interrupted: Ctrl-C (SIGINT)")
-               for t in stopped)
+    assert all(t.user_attrs["fail_reason"].startswith(f"interrupted: {name} ") for t in stopped)
 
     again = subprocess.run(cmd + ["--trials", "3", "--epochs", "1"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
