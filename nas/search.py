@@ -21,6 +21,7 @@ import signal
 import statistics
 import platform
 import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -326,8 +327,6 @@ def sigterm_stops():
     """While the search runs, SIGTERM raises Stopped in the main thread, as SIGINT raises
     KeyboardInterrupt; only the main thread may set handlers (in-process callers elsewhere
     keep the default)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
