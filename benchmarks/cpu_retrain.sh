@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue 4's accuracy targets measured on a CPU (no GPU was lent to this project's sessions):
 # a short search on 10k training images, then `nas train` of the best trial on all of them,
-# with the shift augmentation (MNIST) / flip + shift (Fashion-MNIST) a long retrain wants.
-# FER2013 (48x48 faces) gets the same search; its 60-epoch retrain on 28,709 images is the
-# longest part (~70 min alone). About 3 h 15 min on 2 cores in all. Usage:
+# with the shift augmentation (MNIST) / flip + shift (Fashion-MNIST, FER2013) a long retrain
+# wants. The FER2013 retrain (60 epochs on 28,709 48x48 faces) is the longest part: 66 min
+# alone. About 3 h on 2 cores in all (an estimate: the steps were timed in separate runs). Usage:
 #   NAS_DATA_DIR=../shared/data bash benchmarks/cpu_retrain.sh [OUT_DIR]
 # The figures and fronts it gave are in benchmarks/results/retrain-cpu-*.json.
 set -euo pipefail
