@@ -14,7 +14,7 @@ import torch
 from nas.arch import ArchSpec
 from nas.data import load
 from nas.model import build
-from nas.train import TrainConfig, train
+from nas.trainer import TrainConfig, train
 
 SPEC = "c16k3-dw32k3s2-dw48k3-dw64k3s2-dw80k3-dw96k3-dw104k3-dw112k3-gap"
 

@@ -2,7 +2,7 @@
 
   (a) baseline: CPU float tensors -> DataLoader(batch 128, shuffle) -> .to(device), fp32,
       the loop of Optuna's PyTorch example;
-  (b) one nas trial's loop (nas.train.train with its defaults for the device: uint8 data
+  (b) one nas trial's loop (nas.trainer.train with its defaults for the device: uint8 data
       resident on the device, per-batch normalise, channels_last; on a GPU also bf16
       autocast, batch 512 and the CUDA-graph-captured step);
   (c) --jobs N: N processes each running (b) on the same device at once, aggregate;
@@ -43,8 +43,8 @@ from nas.arch import ArchSpec
 from nas.budget import count_params
 from nas.data import Data, DataError, DataInfo, load
 from nas.model import build
-from nas.search import on_device
-from nas.train import TrainConfig, train
+from nas.device import on_device
+from nas.trainer import TrainConfig, train
 
 SPEC = "c16k3-dw32k3s2-dw48k3-dw64k3s2-dw80k3-dw96k3-dw104k3-dw112k3-gap"
 
@@ -163,9 +163,9 @@ def study_figures(study_dir: Path) -> dict:
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
         # Everything but the training and validation epochs themselves.
         overhead.append((wall - (a["train_time"] - a.get("capture_time", 0))) / wall)
-    best = max(done, key=store.accuracy)
+    best = max(done, key=store.trial_val_acc)
     counts = {s: sum(t.state.name == s for t in study.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    return {"best_val": store.accuracy(best), "best_params": best.user_attrs["params"],
+    return {"best_val": store.trial_val_acc(best), "best_params": best.user_attrs["params"],
             "best_arch": best.user_attrs["arch_str"], "counts": counts,
             "overhead_median": statistics.median(overhead), "overhead_max": max(overhead),
             "trial_time_median": statistics.median(

@@ -19,6 +19,9 @@ Block strings (defaults are omitted when writing and assumed when reading):
                 "_d0.2" dropout before each linear layer
     relu6 ...   activation (default relu); "nobn" turns batch norm off
 
+``walk(spec)`` is the one walk over a spec's blocks (input channels and map size of each):
+counting (``nas.budget``) and building (``nas.model``) both follow it, so they cannot drift.
+
 This module never imports torch: counting and feasibility work on the spec alone.
 """
 
@@ -195,3 +198,64 @@ def _validate(spec: ArchSpec) -> None:
         if block.op == "dense" and block.s != 1:
             raise SpecError(f"bad block {block}: a dense layer concatenates its input, so it "
                             f"cannot stride; downsample with p (max-pool) instead")
+
+
+# --- the one walk over a spec's blocks ----------------------------------------------------
+
+def conv_out(size: int, k: int, stride: int, valid: bool = False) -> int:
+    """Side of a kxk conv's output: odd k with "same" padding keeps (size - 1) // s + 1;
+    without padding the map first shrinks by k - 1."""
+    return (size - (k - 1 if valid else 0) - 1) // stride + 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One block where it sits in the net."""
+    index: int
+    block: Block
+    in_ch: int  # channels entering the block
+    in_hw: tuple[int, int]  # map entering the block
+    conv_hw: tuple[int, int]  # map after the block's (strided) kxk conv, before its pool
+    out_ch: int  # channels leaving it (a dense layer adds its new ones to its input's)
+    out_hw: tuple[int, int]  # map leaving it, after the pool
+
+
+def walk(spec: ArchSpec) -> list[Step]:
+    """Each block's input and output shape, in order; SpecError for a block that cannot sit
+    where it is (a valid conv larger than its map, a pool of a 1-pixel map, a residual
+    block that narrows)."""
+    steps, c, h, w = [], spec.in_channels, spec.height, spec.width
+    for i, b in enumerate(spec.blocks):
+        if b.valid and min(h, w) - (b.k - 1) < 1:
+            raise SpecError(f"blocks.{i}.conv: a {b.k}x{b.k} conv without padding does not fit "
+                            f"a {h}x{w} map")
+        if b.op == "res" and b.out < c:
+            raise SpecError(f"block {i} ({b.to_string()}): a residual block cannot narrow "
+                            f"{c} channels to {b.out}")
+        stride = 1 if b.op == "dense" else b.s
+        conv_hw = (conv_out(h, b.k, stride, b.valid), conv_out(w, b.k, stride, b.valid))
+        out_hw = conv_hw
+        if b.pool:
+            if min(conv_hw) < 2:
+                raise SpecError(f"block {i} ({b.to_string()}) max-pools a "
+                                f"{conv_hw[0]}x{conv_hw[1]} map; the {spec.height}x{spec.width} "
+                                f"input is downsampled too often")
+            out_hw = (conv_hw[0] // 2, conv_hw[1] // 2)
+        out_ch = b.out + (c if b.op == "dense" else 0)
+        steps.append(Step(i, b, c, (h, w), conv_hw, out_ch, out_hw))
+        c, (h, w) = out_ch, out_hw
+    return steps
+
+
+def feature_shape(spec: ArchSpec) -> tuple[int, int, int]:
+    """(channels, height, width) of the feature map that enters the head."""
+    steps = walk(spec)
+    if not steps:
+        return spec.in_channels, spec.height, spec.width
+    return steps[-1].out_ch, *steps[-1].out_hw
+
+
+def head_features(spec: ArchSpec) -> int:
+    """Inputs of the head's first linear layer: channels after pooling, or the flat map."""
+    c, h, w = feature_shape(spec)
+    return c if spec.head.kind == "gap" else c * h * w

@@ -9,7 +9,6 @@ hand design from HAND_DESIGNS, or any spec string of our own block language.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nas import store
+from nas.arch import ArchSpec, SpecError
+from nas.budget import count_macs, count_params
+from nas.count import module_rows, torchvision_names
 from nas.errors import UsageError
-from nas.retrain import TrainingRun
+from nas.model import build
+from nas.recipe import TrainingRun
+from nas.trainer import measure_accuracy, train
 
 # The hand designs our users start from, as specs (DESIGN.md "Accuracy to beat").
 HAND_DESIGNS = {
@@ -57,11 +62,6 @@ def adapt_torchvision(name: str, in_channels: int, num_classes: int) -> nn.Modul
 
 def make(name: str, info) -> tuple[nn.Module, str, int, int]:
     """(model, what it is, params, MACs) for a baseline name and a dataset's DataInfo."""
-    from nas.arch import ArchSpec, SpecError
-    from nas.budget import count_macs, count_params
-    from nas.count import module_rows, torchvision_names
-    from nas.model import build
-
     if name in torchvision_names():
         model = adapt_torchvision(name, info.in_channels, info.num_classes)
         macs = sum(r.macs or 0 for r in module_rows(model, info.input_shape))
@@ -78,8 +78,6 @@ def make(name: str, info) -> tuple[nn.Module, str, int, int]:
 
 
 def run_baseline(cfg: BaselineConfig, log=print) -> dict:
-    from nas.train import accuracy, train
-
     study_dir = Path(cfg.study_dir)
     _, data, device = cfg.load()  # the search's images, so its front and this are comparable
     model, what, params, macs = make(cfg.name, data.info)
@@ -92,14 +90,10 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
                    lambda e, acc: log(f"  epoch {e:>3}/{cfg.epochs}  val_acc {acc:.4f}  "
                                       f"{time.perf_counter() - start:7.1f}s"))
     row = {"name": cfg.name, "model": what, "params": params, "macs": macs,
-           "val_acc": result.val_acc, "test_acc": accuracy(model, data.test_x, data.test_y, data),
+           "val_acc": result.val_acc, "test_acc": measure_accuracy(model, data.test_x, data.test_y, data.info),
            "epochs": cfg.epochs, "augment": cfg.augment, "train_time": round(result.seconds, 2),
            "device": str(device)}
-    rows = [r for r in read(study_dir) if (r["name"], r["epochs"]) != (cfg.name, cfg.epochs)]
-    (study_dir / "baselines.json").write_text(json.dumps(rows + [row], indent=2) + "\n")
+    rows = [r for r in store.read_baselines(study_dir)
+            if (r["name"], r["epochs"]) != (cfg.name, cfg.epochs)]
+    store.write_baselines(study_dir, rows + [row])
     return row
-
-
-def read(study_dir: str | Path) -> list[dict]:
-    path = Path(study_dir) / "baselines.json"
-    return json.loads(path.read_text()) if path.is_file() else []

@@ -1,6 +1,6 @@
 """Counting and feasibility, from the spec alone (no torch).
 
-``layers(spec)`` walks the spec once and yields one row per weight layer, with its
+``layers(spec)`` follows the spec's one walk (``nas.arch.walk``) and gives one row per weight layer, with its
 parameters (weights, bias and batch-norm affine) and multiply-accumulates for one image.
 Every count in the tool comes from here: ``count_params`` equals
 ``sum(p.numel() for p in build(spec).parameters())`` exactly (a test holds this), and
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.arch import ArchSpec, SpecError
+from nas.arch import ArchSpec, Step, head_features, walk
 
 
 @dataclass(frozen=True)
@@ -29,21 +29,19 @@ class Layer:
     macs: int
 
 
-def _conv(name, kind, cin, cout, k, stride, groups, h, w, bn, valid=False):
-    """One conv (+ its BN). Returns the row and the output spatial size."""
-    shrink = k - 1 if valid else 0  # odd k: "same" padding keeps (h - 1) // s + 1
-    if min(h, w) - shrink < 1:
-        raise SpecError(f"{name}: a {k}x{k} conv without padding does not fit a {h}x{w} map")
-    h_out, w_out = (h - shrink - 1) // stride + 1, (w - shrink - 1) // stride + 1
+def _conv(name, kind, cin, cout, k, groups, out_hw, bn):
+    """One conv (+ its BN) producing an ``out_hw`` map."""
     weights = cout * (cin // groups) * k * k
     extra = 2 * cout if bn else cout  # BN weight+bias, or conv bias when there is no BN
-    macs = h_out * w_out * cout * (cin // groups) * k * k
-    return Layer(name, kind, cin, cout, (h_out, w_out), weights + extra, macs), h_out, w_out
+    macs = out_hw[0] * out_hw[1] * cout * (cin // groups) * k * k
+    return Layer(name, kind, cin, cout, out_hw, weights + extra, macs)
 
 
 def layers(spec: ArchSpec) -> list[Layer]:
-    rows, c, h, w = _feature_layers(spec)
-    features = c if spec.head.kind == "gap" else c * h * w
+    rows = []
+    for step in walk(spec):
+        rows += _block_layers(step, spec.bn)
+    features = head_features(spec)
     if spec.head.hidden:
         rows.append(_linear("head.hidden", features, spec.head.hidden))
         features = spec.head.hidden
@@ -51,56 +49,23 @@ def layers(spec: ArchSpec) -> list[Layer]:
     return rows
 
 
-def feature_shape(spec: ArchSpec) -> tuple[int, int, int]:
-    """(channels, height, width) of the feature map that enters the head."""
-    _, c, h, w = _feature_layers(spec)
-    return c, h, w
-
-
-def _feature_layers(spec: ArchSpec):
-    rows: list[Layer] = []
-    c, h, w, bn = spec.in_channels, spec.height, spec.width, spec.bn
-    for i, b in enumerate(spec.blocks):
-        name = f"blocks.{i}"
-        if b.op == "conv":
-            row, h, w = _conv(f"{name}.conv", "conv", c, b.out, b.k, b.s, 1, h, w, bn, b.valid)
-            rows.append(row)
-        elif b.op == "dw":
-            row, h, w = _conv(f"{name}.dw", "dw", c, c, b.k, b.s, c, h, w, bn)
-            rows.append(row)
-            if b.se:
-                rows += _squeeze_excitation(f"{name}.se", c)
-            row, h, w = _conv(f"{name}.pw", "pw", c, b.out, 1, 1, 1, h, w, bn)
-            rows.append(row)
-        elif b.op == "ir":  # inverted residual
-            hidden = c * b.e
-            if b.e != 1:
-                row, h, w = _conv(f"{name}.expand", "pw", c, hidden, 1, 1, 1, h, w, bn)
-                rows.append(row)
-            row, h, w = _conv(f"{name}.dw", "dw", hidden, hidden, b.k, b.s, hidden, h, w, bn)
-            rows.append(row)
-            if b.se:
-                rows += _squeeze_excitation(f"{name}.se", hidden)
-            row, h, w = _conv(f"{name}.project", "pw", hidden, b.out, 1, 1, 1, h, w, bn)
-            rows.append(row)
-        elif b.op == "res":  # the shortcut is parameter-free: subsample, zero-pad channels
-            if b.out < c:
-                raise SpecError(f"block {i} ({b.to_string()}): a residual block cannot narrow "
-                                f"{c} channels to {b.out}")
-            row, h, w = _conv(f"{name}.conv1", "conv", c, b.out, b.k, b.s, 1, h, w, bn)
-            rows.append(row)
-            row, h, w = _conv(f"{name}.conv2", "conv", b.out, b.out, b.k, 1, 1, h, w, bn)
-            rows.append(row)
-        else:  # dense layer: new channels concatenated to the input
-            row, h, w = _conv(f"{name}.conv", "conv", c, b.out, b.k, 1, 1, h, w, bn)
-            rows.append(row)
-        c = b.out + (c if b.op == "dense" else 0)
-        if b.pool:
-            if min(h, w) < 2:
-                raise SpecError(f"block {i} ({b.to_string()}) max-pools a {h}x{w} map; "
-                                f"the {spec.height}x{spec.width} input is downsampled too often")
-            h, w = h // 2, w // 2
-    return rows, c, h, w
+def _block_layers(step: Step, bn: bool) -> list[Layer]:
+    """The weight layers of one block, named as nas.model names its modules."""
+    b, c, name, hw = step.block, step.in_ch, f"blocks.{step.index}", step.conv_hw
+    if b.op in ("conv", "dense"):
+        return [_conv(f"{name}.conv", "conv", c, b.out, b.k, 1, hw, bn)]
+    if b.op == "res":  # the shortcut is parameter-free: subsample, zero-pad channels
+        return [_conv(f"{name}.conv1", "conv", c, b.out, b.k, 1, hw, bn),
+                _conv(f"{name}.conv2", "conv", b.out, b.out, b.k, 1, hw, bn)]
+    rows, hidden = [], c * b.e  # dw (e = 1) and ir (inverted residual)
+    if b.op == "ir" and b.e != 1:
+        rows.append(_conv(f"{name}.expand", "pw", c, hidden, 1, 1, step.in_hw, bn))
+    rows.append(_conv(f"{name}.dw", "dw", hidden, hidden, b.k, hidden, hw, bn))
+    if b.se:
+        rows += _squeeze_excitation(f"{name}.se", hidden)
+    last = "pw" if b.op == "dw" else "project"
+    rows.append(_conv(f"{name}.{last}", "pw", hidden, b.out, 1, 1, hw, bn))
+    return rows
 
 
 def se_channels(channels: int) -> int:
@@ -140,7 +105,7 @@ class Constraints:
     conv_layers: tuple[int, int] | None = None  # inclusive range, None = any
     max_macs: int | None = None
     # Not a limit but a preference of the spaces' width sampling: draw nets that use at
-    # least this share of the budget where the structure allows (search_spaces.fill_floor).
+    # least this share of the budget where the structure allows (search_spaces.sampling.fill_floor).
     fill: float = 0.0
 
     def __post_init__(self) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tomllib
-from dataclasses import fields
 from pathlib import Path
 
 from nas.errors import UsageError
@@ -40,93 +38,84 @@ def _int(text: str) -> int:
 
 
 def _add_search(sub) -> None:
+    from nas.config import PRUNERS, SAMPLERS
     from nas.data import dataset_names
-    from nas.search import PRUNERS
     from search_spaces import space_names
 
     p = sub.add_parser("search", help="search architectures under a parameter budget",
                        argument_default=argparse.SUPPRESS)
     p.add_argument("--config", help="TOML study preset (see studies/); flags override it")
-    p.add_argument("--space", help=f"search space: {', '.join(space_names())} (default mobilenet)")
-    p.add_argument("--budget", type=_int, help="max trainable params, e.g. 50000 or 50k (default 50k)")
-    p.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
-    p.add_argument("--max-macs", type=_int, help="max multiply-accumulates per image")
-    p.add_argument("--fill", type=float, help="prefer nets using at least this share of the "
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    g = p.add_argument_group("space and budget")
+    g.add_argument("--space", help=f"search space: {', '.join(space_names())} (default mobilenet)")
+    g.add_argument("--budget", type=_int, help="max trainable params, e.g. 50000 or 50k (default 50k)")
+    g.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
+    g.add_argument("--max-macs", type=_int, help="max multiply-accumulates per image")
+    g.add_argument("--fill", type=float, help="prefer nets using at least this share of the "
                                               "budget, e.g. 0.9 (default 0: any size)")
-    p.add_argument("--dataset", help=f"{', '.join(dataset_names())}; arrays and folder as "
+
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help=f"{', '.join(dataset_names())}; arrays and folder as "
                                      f"NAME:PATH, fer2013 optionally (default mnist)")
-    p.add_argument("--image-size", type=_int, help="folder datasets: resize images to NxN")
-    p.add_argument("--grayscale", action="store_true", help="folder datasets: one channel")
-    p.add_argument("--augment", help="none | crop | flip-crop (default: the dataset's own)")
-    p.add_argument("--data-dir", help="folder holding the datasets (default $NAS_DATA_DIR or ./data)")
-    p.add_argument("--download", action="store_true", help="download the dataset if missing")
-    p.add_argument("--limit-train", type=_int, help="train on at most N images (quick runs)")
-    p.add_argument("--study", help="study name (default <dataset>-<budget>, e.g. mnist-50k)")
-    p.add_argument("--storage", help="Optuna database URL or journal file path "
-                                     "(default runs/<study>/journal.log)")
-    p.add_argument("--runs-dir", help="where study folders go (default runs)")
-    p.add_argument("--trials", type=_int, help="trials of this space in the study (default 20)")
-    p.add_argument("--epochs", type=_int, help="training epochs per trial (default 3)")
-    p.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
-    p.add_argument("--sampler", help="tpe (default) | random")
-    p.add_argument("--timeout", type=_int, help="seconds: start no trial after this long "
-                                                "(each --jobs worker); --trials still caps it")
-    p.add_argument("--objective", help="accuracy (default; front computed afterwards) | pareto "
-                                       "(maximise accuracy, minimise params) | pareto-macs "
-                                       "(and MACs); pareto stops trials with its own rule")
-    p.add_argument("--seed", type=_int, help="sampler and training seed (default 0)")
-    p.add_argument("--batch-size", type=_int,
+    g.add_argument("--data-dir", help="folder holding the datasets (default $NAS_DATA_DIR or ./data)")
+    g.add_argument("--download", action="store_true", help="download the dataset if missing")
+    g.add_argument("--limit-train", type=_int, help="train on at most N images (quick runs)")
+    g.add_argument("--image-size", type=_int, help="folder datasets: resize images to NxN")
+    g.add_argument("--grayscale", action="store_true", help="folder datasets: one channel")
+
+    g = p.add_argument_group("training (each trial)")
+    g.add_argument("--epochs", type=_int, help="training epochs per trial (default 3)")
+    g.add_argument("--batch-size", type=_int,
                    help="training batch size (default 128 on CPU, 512 on a GPU)")
-    p.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine "
+    g.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine "
                                              "(default 0.005 x sqrt(batch/128): 0.005 at 128, 0.01 at 512)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: GPU when there is one)")
-    p.add_argument("--precision", help="auto | bf16 | fp32 (default auto: bf16 autocast on a GPU)")
-    p.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
-                   help="train eagerly on the GPU instead of replaying a captured CUDA graph")
-    p.add_argument("--jobs", type=_int, help="worker processes on the one study (default 1)")
-    p.add_argument("--gpus", help="CUDA devices to spread the --jobs workers over, e.g. 0,1 "
-                                  "(several workers per GPU are fine)")
-    p.add_argument("--memory-limit", type=float,
+    g.add_argument("--augment", help="none | crop | flip-crop (default: the dataset's own)")
+    g.add_argument("--seed", type=_int, help="sampler and training seed (default 0)")
+
+    g = p.add_argument_group("search")
+    g.add_argument("--trials", type=_int, help="trials of this space in the study (default 20)")
+    g.add_argument("--objective", help="accuracy (default; front "
+                                       "computed afterwards) | pareto (maximise accuracy, minimise "
+                                       "params) | pareto-macs (and MACs); pareto stops trials "
+                                       "with its own rule")
+    g.add_argument("--sampler", help=f"{' | '.join(SAMPLERS)} (default tpe)")
+    g.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
+    g.add_argument("--timeout", type=_int, help="seconds: start no trial after this long "
+                                                "(each --jobs worker); --trials still caps it")
+
+    g = p.add_argument_group("storage and workers")
+    g.add_argument("--study", help="study name (default <dataset>-<budget>, e.g. mnist-50k)")
+    g.add_argument("--storage", help="Optuna database URL or journal file path "
+                                     "(default runs/<study>/journal.log)")
+    g.add_argument("--runs-dir", help="where study folders go (default runs)")
+    g.add_argument("--jobs", type=_int, help="worker processes on the one study (default 1)")
+    g.add_argument("--memory-limit", type=float,
                    help="GiB each worker's trials may use on top of its dataset (GPU memory on "
                         "a GPU, heap on CPU); a trial over it fails as out of memory")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    g = p.add_argument_group("device")
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: GPU when there is one)")
+    g.add_argument("--gpus", help="CUDA devices to spread the --jobs workers over, e.g. 0,1 "
+                                  "(several workers per GPU are fine)")
+    g.add_argument("--precision", help="auto | bf16 | fp32 (default auto: bf16 autocast on a GPU)")
+    g.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
+                   help="train eagerly on the GPU instead of replaying a captured CUDA graph")
     p.set_defaults(func=cmd_search)
 
 
-def _search_config(args) -> "SearchConfig":
-    from nas.search import SearchConfig, parse_range
+def _search_config(args):
+    from nas.config import from_settings
 
     given = {k: v for k, v in vars(args).items()
              if k not in ("func", "command", "debug", "config", "no_progress")}
-    settings = _read_config(args.config) if getattr(args, "config", None) else {}
-    settings.update(given)  # flags override the preset
-    if settings.get("conv_layers") is not None:
-        settings["conv_layers"] = parse_range(settings["conv_layers"])
-    return SearchConfig(**settings)
-
-
-def _read_config(path: str) -> dict:
-    from nas.search import SearchConfig
-
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as exc:
-        raise UsageError(f"cannot read config {path!r}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config {path!r} is not valid TOML: {exc}") from None
-    valid = {f.name for f in fields(SearchConfig)}
-    settings = {key.replace("-", "_"): value for key, value in raw.get("search", raw).items()}
-    unknown = sorted(set(settings) - valid)
-    if unknown:
-        raise UsageError(f"config {path!r}: unknown key(s) {', '.join(unknown)}; valid: "
-                         f"{', '.join(sorted(k.replace('_', '-') for k in valid))}")
-    return settings
+    return from_settings(given, getattr(args, "config", None))
 
 
 def cmd_search(args) -> int:
     from nas import pareto
-    from nas.search import STOP_SIGNALS, run_search, sigterm_stops, stop_signal
+    from nas.search.recovery import STOP_SIGNALS, sigterm_stops, stop_signal
+    from nas.search.run import run_search
 
     cfg = _search_config(args)
     try:
@@ -154,18 +143,16 @@ def cmd_search(args) -> int:
 
 def cmd_pareto(args) -> int:
     from nas import pareto, store
-    from nas.search import load_data_for, write_front
 
     study = store.load_study(args.study_dir)
     if not store.completed_trials(study):
         raise UsageError(f"study {study.study_name!r} has no completed trial yet")
-    data = load_data_for(study, args.data_dir)
-    front, files = write_front(study, Path(args.study_dir), data, "cpu")
+    data = store.load_study_data(study, args.data_dir)
+    front, files = pareto.write_front(study, Path(args.study_dir), data, "cpu")
     print(pareto.table(front))
-    from nas.baseline import read
-
-    if read(args.study_dir):
-        print("\n" + pareto.baseline_table(read(args.study_dir)))
+    baselines = store.read_baselines(args.study_dir)
+    if baselines:
+        print("\n" + pareto.baseline_table(baselines))
     if data is None:
         print("(test accuracy not measured: dataset not found; pass --data-dir)", file=sys.stderr)
     print("\nwritten: " + ", ".join(str(p) for p in files))
@@ -175,13 +162,12 @@ def cmd_pareto(args) -> int:
 def cmd_export(args) -> int:
     from nas import store
     from nas.export import export
-    from nas.search import load_data_for
 
     if args.best == (args.trial is not None):
         raise UsageError("nas export needs exactly one of --best or --trial N")
     study = store.load_study(args.study_dir)
     trial = store.pick_trial(study, args.trial)  # fails early, before loading data
-    out, meta = export(args.study_dir, study, trial, args.out, load_data_for(study, args.data_dir),
+    out, meta = export(args.study_dir, study, trial, args.out, store.load_study_data(study, args.data_dir),
                        args.weights)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
@@ -203,13 +189,11 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from nas.retrain import RetrainConfig, retrain
+    from nas.train import RetrainConfig, retrain
 
     if args.best == (args.trial is not None):
         raise UsageError("nas train needs exactly one of --best or --trial N")
-    settings = {k: v for k, v in vars(args).items()
-                if k not in ("func", "command", "debug", "best") and v is not None}
-    result = retrain(RetrainConfig(**settings))
+    result = retrain(RetrainConfig.from_args(args, drop=("best",)))
     print(f"\ntrial {result['trial']} retrained for {result['epochs']} epochs: val_acc "
           f"{result['val_acc']:.4f} (search: {result['search_val_acc']:.4f}), test_acc "
           f"{result['test_acc']:.4f}, {result['params']:,} params, {result['train_time']:.0f}s")
@@ -220,18 +204,16 @@ def cmd_train(args) -> int:
 
 def cmd_baseline(args) -> int:
     from nas import pareto, store
-    from nas.baseline import BaselineConfig, read, run_baseline
-    from nas.search import load_data_for, write_front
+    from nas.baseline import BaselineConfig, run_baseline
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug")
-                and v is not None}
-    row = run_baseline(BaselineConfig(**settings))
+    row = run_baseline(BaselineConfig.from_args(args))
     study = store.load_study(args.study_dir)
-    write_front(study, Path(args.study_dir), load_data_for(study, args.data_dir), "cpu")  # re-plot
+    pareto.write_front(study, Path(args.study_dir), store.load_study_data(study, args.data_dir),
+                       "cpu")  # re-plot with the new star
     print(f"\n{row['name']}: {row['params']:,} params, val_acc {row['val_acc']:.4f}, test_acc "
           f"{row['test_acc']:.4f} after {row['epochs']} epochs ({row['train_time']:.0f}s); "
           f"kept in {Path(args.study_dir) / 'baselines.json'} and drawn on pareto.png\n")
-    print(pareto.baseline_table(read(args.study_dir)))
+    print(pareto.baseline_table(store.read_baselines(args.study_dir)))
     return 0
 
 

@@ -98,13 +98,11 @@ def plot(path: Path, all_groups: dict[str, list[pareto.Row]], baselines: list[di
 
 
 def run_compare(study_dirs: list[str], out: str | None, limits: list[int] | None) -> tuple[str, list[Path]]:
-    from nas.baseline import read
-
     all_groups, table = compare(study_dirs, limits)
     out_path = Path(out or "compare.png")
     if out_path.suffix != ".png":
         raise UsageError(f"--out must end in .png, got {str(out_path)!r}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    plot(out_path, all_groups, [b for d in study_dirs for b in read(d)])
+    plot(out_path, all_groups, [b for d in study_dirs for b in store.read_baselines(d)])
     out_path.with_suffix(".json").write_text(json.dumps(table, indent=2) + "\n")
     return format_table(table), [out_path, out_path.with_suffix(".json")]

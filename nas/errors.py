@@ -7,6 +7,10 @@ class UsageError(Exception):
     """Bad input: the message says what was wrong, the value given, and what is valid."""
 
 
+class DataError(UsageError):
+    """Missing or malformed data; the message says what was looked for and how to fix it."""
+
+
 # Valid ranges of the integer settings, in one place: past these a value is a typo or a
 # unit mistake (50000000 for 50000), not a wish, and would only fail later or run forever.
 INT_RANGES = {

@@ -35,7 +35,7 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     # Retrained weights carry their own validation accuracy beside them (nas train).
     figures = Path(weights).with_suffix(".json") if weights else None
     val_acc = (json.loads(figures.read_text())["val_acc"] if figures and figures.is_file()
-               else store.accuracy(trial))
+               else store.trial_val_acc(trial))
     params = count_params(spec)
     info = study.user_attrs["data"]
     eager = Normalized(net, info["mean"], info["std"]).eval()

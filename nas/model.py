@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import ArchSpec, Block
-from nas.budget import feature_shape, se_channels
+from nas.arch import ArchSpec, Block, head_features, walk
+from nas.budget import se_channels
 
 _ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish}
 
@@ -116,12 +116,14 @@ _BLOCKS = {"conv": ConvBlock, "dw": DepthwiseSeparable, "ir": InvertedResidual,
            "res": ResidualBlock, "dense": DenseLayer}
 
 
-class Head(nn.Module):
-    def __init__(self, spec: ArchSpec, channels: int, h: int, w: int):
+class ClassifierHead(nn.Module):
+    """The module that ``arch.Head`` describes: pool or flatten, optional hidden layer, linear."""
+
+    def __init__(self, spec: ArchSpec):
         super().__init__()
         head = spec.head
         self.pool = nn.AdaptiveAvgPool2d(1) if head.kind == "gap" else nn.Identity()
-        features = channels if head.kind == "gap" else channels * h * w
+        features = head_features(spec)  # from the same walk that counts parameters
         self.dropout = nn.Dropout(head.dropout)
         if head.hidden:
             self.hidden = nn.Sequential(nn.Linear(features, head.hidden), _ACTIVATIONS[spec.act](),
@@ -139,18 +141,15 @@ class Head(nn.Module):
 class Net(nn.Module):
     def __init__(self, spec: ArchSpec):
         super().__init__()
-        blocks, c = [], spec.in_channels
-        for b in spec.blocks:
-            block = _BLOCKS[b.op](c, b, spec.bn, spec.act)
-            blocks.append(nn.Sequential(block, nn.MaxPool2d(2)) if b.pool else block)
-            c = b.out + (c if b.op == "dense" else 0)
+        blocks = []
+        for step in walk(spec):  # the walk nas.budget counts with: input widths in one place
+            block = _BLOCKS[step.block.op](step.in_ch, step.block, spec.bn, spec.act)
+            blocks.append(nn.Sequential(block, nn.MaxPool2d(2)) if step.block.pool else block)
         self.blocks = nn.Sequential(*blocks)
-        # The head's input size comes from the same walk that counts parameters.
-        self.head = Head(spec, *feature_shape(spec))
+        self.head = ClassifierHead(spec)
 
     def forward(self, x):
         return self.head(self.blocks(x))
-
 
 
 def build(spec: ArchSpec) -> Net:

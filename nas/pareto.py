@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 
 from nas import store
+from nas.trainer import measure_accuracy
 
 FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch")
 
@@ -32,7 +33,7 @@ class Row:
 
 def rows(study: optuna.Study) -> list[Row]:
     return [Row(t.number, t.user_attrs["space"], t.user_attrs["params"], t.user_attrs["macs"],
-                store.accuracy(t), None, t.user_attrs["arch_str"])
+                store.trial_val_acc(t), None, t.user_attrs["arch_str"])
             for t in store.completed_trials(study)]
 
 
@@ -70,8 +71,6 @@ def cached_test_acc(study_dir: Path) -> dict[str, float]:
 
 def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data, device) -> None:
     """Fill ``test_acc`` of the front's rows, from the cache or by evaluating the weights."""
-    from nas.train import accuracy
-
     cache = cached_test_acc(study_dir)
     cache_path = Path(study_dir) / TEST_ACC_CACHE
     trials = {t.number: t for t in store.completed_trials(study)}
@@ -80,9 +79,23 @@ def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data
         key = str(row.trial)
         if key not in cache and store.weights_path(study_dir, row.trial).is_file():
             _, model = store.load_trained(study_dir, trials[row.trial])
-            cache[key] = accuracy(model.to(device), test_x, test_y, data)
+            cache[key] = measure_accuracy(model.to(device), test_x, test_y, data.info)
         row.test_acc = cache.get(key)
     cache_path.write_text(json.dumps(cache, indent=1) + "\n")
+
+
+def write_front(study: optuna.Study, study_dir: Path, data, device) -> tuple[list[Row], list[Path]]:
+    """The study's front: computed, scored on the test set when ``data`` is given (a
+    ``nas.data.Data``; else test accuracy is left out), and written: (front, files)."""
+    all_rows = rows(study)
+    if not all_rows:
+        return [], []
+    front_rows = front(all_rows)
+    if data is not None:
+        score_test(study, study_dir, front_rows, data, device)
+    title = f"{study.study_name}: {len(all_rows)} trained trials"
+    budget = study.user_attrs.get("config", {}).get("budget")
+    return front_rows, write(study_dir, all_rows, front_rows, title, budget)
 
 
 def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: str,
@@ -94,9 +107,8 @@ def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: st
         writer.writerows(asdict(r) for r in front_rows)
     (study_dir / "pareto.json").write_text(
         json.dumps([asdict(r) for r in front_rows], indent=2) + "\n")
-    from nas.baseline import read
-
-    plot(study_dir / "pareto.png", all_rows, front_rows, title, budget, read(study_dir))
+    plot(study_dir / "pareto.png", all_rows, front_rows, title, budget,
+         store.read_baselines(study_dir))
     return [study_dir / name for name in ("pareto.csv", "pareto.json", "pareto.png")]
 
 

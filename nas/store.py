@@ -5,6 +5,8 @@
                                      several worker processes; optuna-dashboard opens it
     runs/<study>/weights/trial-N.pt  trained weights of each completed trial
     runs/<study>/pareto.{csv,json,png}, test_acc.json
+    runs/<study>/retrained/trial-N[-kd].pt  nas train's weights, figures beside as .json
+    runs/<study>/baselines.json      nas baseline's reference models
 
 The Optuna study holds everything else: config, seed and versions (study user attrs) and,
 per trial, the architecture spec, counts, accuracy and timing (trial user attrs).
@@ -21,7 +23,8 @@ import optuna
 import torch
 
 from nas.arch import ArchSpec
-from nas.errors import UsageError
+from nas.data import Data, load, resolve_data_dir
+from nas.errors import DataError, UsageError
 from nas.model import build
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -112,7 +115,7 @@ def completed_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             if "arch" in t.user_attrs]
 
 
-def accuracy(trial: optuna.trial.FrozenTrial) -> float | None:
+def trial_val_acc(trial: optuna.trial.FrozenTrial) -> float | None:
     """Validation accuracy of a finished trial: its value, or its first value in a
     multi-objective (--objective pareto) study; None when it has none."""
     return trial.values[0] if trial.values else None
@@ -125,7 +128,7 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
         raise UsageError(f"study {study.study_name!r} has no completed trial yet; run "
                          f"`nas search` first (or wait for a trial to finish)")
     if number is None:
-        return max(done, key=lambda t: (accuracy(t), -t.user_attrs["params"]))
+        return max(done, key=lambda t: (trial_val_acc(t), -t.user_attrs["params"]))
     for trial in done:
         if trial.number == number:
             return trial
@@ -154,3 +157,30 @@ def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial,
         raise UsageError(f"{path} does not hold weights for trial {trial.number} "
                          f"({trial.user_attrs['arch_str']}): {str(exc).splitlines()[0]}") from None
     return spec, model.eval()
+
+
+RECORDED = "recorded"  # load_study_data: the --limit-train the search used
+
+
+def load_study_data(study: optuna.Study, data_dir=None, limit_train=RECORDED) -> Data | None:
+    """The study's dataset: from --data-dir, else $NAS_DATA_DIR, else the folder the search
+    used; with the search's --limit-train unless told otherwise. None when not found."""
+    recorded = study.user_attrs.get("data", {})
+    data_dir = resolve_data_dir(data_dir, fallback=recorded.get("dir", "data"))
+    if limit_train == RECORDED:
+        limit_train = recorded.get("limit_train")
+    try:
+        return load(recorded.get("name", "mnist"), data_dir, False, limit_train,
+                    recorded.get("image_size"), recorded.get("grayscale", False))
+    except DataError:
+        return None
+
+
+def read_baselines(study_dir: str | Path) -> list[dict]:
+    """The reference models ``nas baseline`` trained on this study's data."""
+    path = Path(study_dir) / "baselines.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def write_baselines(study_dir: str | Path, rows: list[dict]) -> None:
+    (Path(study_dir) / "baselines.json").write_text(json.dumps(rows, indent=2) + "\n")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from nas.arch import ArchSpec, Block, Head
 from nas.budget import check
-from search_spaces import (MIN_HIDDEN, MIN_WIDTH, can_downsample, register_space,
-                           sample_hidden, sample_widths)
+from search_spaces.registry import register_space
+from search_spaces.sampling import (MIN_HIDDEN, MIN_WIDTH, can_downsample, sample_hidden,
+                                    sample_widths)
 
 DEFAULT_LAYERS = (2, 4)
 

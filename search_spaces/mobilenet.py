@@ -12,7 +12,8 @@ import math
 
 from nas.arch import ArchSpec, Block, Head
 from nas.budget import check
-from search_spaces import MIN_WIDTH, can_downsample, register_space, sample_widths
+from search_spaces.registry import register_space
+from search_spaces.sampling import MIN_WIDTH, can_downsample, sample_widths
 
 DEFAULT_BLOCKS = (2, 8)
 

@@ -19,6 +19,47 @@ def mnist_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def searched_synthetic(tmp_path_factory):
+    """``search(space, trials, epochs)``: the folder of one real search on synthetic data
+    (budget 20k), run once per session for each set of arguments. Tests that write into a
+    study take a copy (``copy_study``)."""
+    import contextlib
+    import io
+
+    from nas.cli import main
+
+    done = {}
+
+    def search(space: str, trials: int, epochs: int) -> tuple[Path, str]:
+        key = (space, trials, epochs)
+        if key not in done:
+            runs = tmp_path_factory.mktemp(f"searched-{space}-{trials}x{epochs}") / "runs"
+            args = ["search", "--dataset", "synthetic", "--space", space, "--budget", 20_000,
+                    "--trials", trials, "--epochs", epochs, "--runs-dir", runs, "--study", "syn",
+                    "--no-progress"]
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                assert main([str(a) for a in args]) == 0
+            done[key] = (runs / "syn", out.getvalue())
+        return done[key]
+
+    return search
+
+
+def copy_study(original: Path, study_dir: Path) -> Path:
+    """A private copy of a study folder, its journal file included, that reads its own journal."""
+    import json
+    import shutil
+
+    from nas import store
+
+    shutil.copytree(original, study_dir)
+    pointer = json.loads((study_dir / "study.json").read_text())
+    pointer["storage"] = store.default_storage(study_dir)
+    (study_dir / "study.json").write_text(json.dumps(pointer))
+    return study_dir
+
+
 @pytest.fixture
 def run(tmp_path, capsys):
     """Run the real CLI in-process; returns (exit code, stdout, stderr)."""

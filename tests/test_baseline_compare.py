@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import copy_study
 
 from nas.arch import ArchSpec, SpecError
 from nas.baseline import HAND_DESIGNS
@@ -11,14 +12,10 @@ from nas.model import build
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory):
-    from nas.cli import main
-
+def studies(searched_synthetic, tmp_path_factory):
     runs = tmp_path_factory.mktemp("cmp") / "runs"
     for space in ("cnn", "mobilenet"):
-        assert main(["search", "--dataset", "synthetic", "--space", space, "--budget", "20000",
-                     "--trials", "3", "--epochs", "1", "--runs-dir", str(runs), "--study",
-                     f"syn-{space}", "--no-progress"]) == 0
+        copy_study(searched_synthetic(space, 3, 1)[0], runs / f"syn-{space}")
     return runs
 
 

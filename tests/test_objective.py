@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from nas import store
-from nas.search import STOP_STARTUP, size_aware_stop
+from nas.search.objective import STOP_STARTUP, size_aware_stop
 
 
 def finished(params, history):

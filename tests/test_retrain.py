@@ -4,19 +4,14 @@ import json
 
 import pytest
 import torch
+from conftest import copy_study
 
 BUDGET = 20_000
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    from nas.cli import main
-
-    runs = tmp_path_factory.mktemp("retrain") / "runs"
-    assert main(["search", "--dataset", "synthetic", "--space", "cnn", "--budget", str(BUDGET),
-                 "--trials", "3", "--epochs", "1", "--runs-dir", str(runs), "--study", "syn",
-                 "--no-progress"]) == 0
-    return runs / "syn"
+def study(searched_synthetic, tmp_path_factory):
+    return copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path_factory.mktemp("retrain") / "syn")
 
 
 def test_retrain_best_stores_weights_and_figures_and_exports(study, run, tmp_path):

@@ -1,12 +1,9 @@
 """End to end on synthetic data through the real CLI, real SQLite storage and TorchScript."""
 
-import contextlib
-import io
 import json
-import shutil
 
 import optuna
-from conftest import dashboard_study_names
+from conftest import copy_study, dashboard_study_names
 import pytest
 import torch
 
@@ -17,28 +14,12 @@ from nas.arch import ArchSpec
 BUDGET = 20_000
 
 
-@pytest.fixture(scope="module")
-def searched_once(tmp_path_factory):
-    from nas.cli import main
-
-    runs = tmp_path_factory.mktemp("searched") / "runs"
-    args = ["search", "--dataset", "synthetic", "--space", "mobilenet", "--budget", BUDGET,
-            "--trials", 4, "--epochs", 2, "--runs-dir", runs, "--study", "syn", "--no-progress"]
-    with contextlib.redirect_stdout(io.StringIO()) as out:
-        assert main([str(a) for a in args]) == 0
-    return runs / "syn", out.getvalue()
-
-
 @pytest.fixture
-def searched(searched_once, tmp_path):
+def searched(searched_synthetic, tmp_path):
     """A private copy of one 4-trial search (its journal file included), so each test may
     add to or change its study."""
-    original, out = searched_once
-    study_dir = tmp_path / "runs" / "syn"
-    shutil.copytree(original, study_dir)
-    pointer = json.loads((study_dir / "study.json").read_text())
-    pointer["storage"] = store.default_storage(study_dir)
-    (study_dir / "study.json").write_text(json.dumps(pointer))
+    original, out = searched_synthetic("mobilenet", 4, 2)
+    study_dir = copy_study(original, tmp_path / "runs" / "syn")
     return study_dir, out.replace(str(original.resolve()), str(study_dir.resolve()))
 
 
@@ -238,7 +219,7 @@ def test_parallel_workers_share_one_study_without_losing_or_repeating_trials(tmp
 
 
 def test_one_cycle_schedule_works_for_any_number_of_steps():
-    from nas.train import one_cycle
+    from nas.trainer import one_cycle
 
     for total in (1, 2, 3, 4, 7, 100):
         factors = [one_cycle(total)(step) for step in range(total)]

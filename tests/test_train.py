@@ -9,7 +9,7 @@ import torch
 from nas.arch import ArchSpec
 from nas.data import load
 from nas.model import build
-from nas.train import TrainConfig, augment, train
+from nas.trainer import TrainConfig, augment, train
 
 SPEC = "c16k3-dw32k3s2-dw32k3s2-gap"
 

@@ -1,0 +1,180 @@
+"""A search's settings: the dataclass every way in fills (flags, TOML presets, Python),
+its checks, the choice lists and the parsers of the flags that are not plain numbers."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+
+import search_spaces
+from nas import data as datasets
+from nas import store
+from nas.budget import Constraints
+from nas.device import resolve_device
+from nas.errors import UsageError, check_choice, check_int, check_positive
+from nas.trainer import AUGMENTS, PRECISIONS
+
+PRUNERS = ("median", "hyperband", "none")
+SAMPLERS = ("tpe", "random")
+# Directions of each objective's values: validation accuracy, then params, then MACs.
+OBJECTIVES = {"accuracy": ("maximize",), "pareto": ("maximize", "minimize"),
+              "pareto-macs": ("maximize", "minimize", "minimize")}
+METRICS = ("val_acc", "params", "macs")
+# Settings that say where things are, not what was searched: not stored in the study.
+LOCAL_SETTINGS = ("data_dir", "storage", "runs_dir")
+
+
+@dataclass
+class SearchConfig:
+    space: str = "mobilenet"
+    budget: int = 50_000
+    dataset: str = "mnist"  # a name, or NAME:PATH (arrays:x.npz, folder:images/, fer2013:f.csv)
+    data_dir: str | None = None
+    image_size: int | None = None  # folder datasets: resize every image to NxN
+    grayscale: bool = False  # folder datasets: decode as one channel
+    augment: str | None = None  # None: the dataset's own (none for digits, flip-crop for faces)
+    download: bool = False
+    limit_train: int | None = None
+    study: str | None = None  # default: "<dataset>-<budget>", e.g. mnist-50k
+    storage: str | None = None  # default: journal file runs/<study>/journal.log
+    runs_dir: str = "runs"
+    trials: int = 20
+    epochs: int = 3
+    pruner: str = "median"  # with a pareto objective: median = size_aware_stop, none = off
+    objective: str = "accuracy"
+    sampler: str = "tpe"  # tpe (multi-objective TPE with a pareto objective) or random
+    timeout: int | None = None  # seconds: stop starting trials after this long
+    conv_layers: tuple[int, int] | None = None
+    max_macs: int | None = None
+    fill: float = 0.0  # draw widths so nets use at least this share of the budget (0: off)
+    seed: int = 0
+    batch_size: int | None = None  # None: 128 on CPU, 512 on a GPU
+    lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    cuda_graph: bool = True  # capture the train step on CUDA (False: always eager)
+    jobs: int = 1  # worker processes on the one study
+    gpus: tuple[int, ...] | None = None  # CUDA devices the workers are spread over
+    memory_limit: float | None = None  # GiB a worker's trials may use on top of its data
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Every check of a search's settings, so bad input fails before any work starts."""
+        search_spaces.get_space(self.space)  # raises with the valid names
+        datasets.check_name(self.dataset)
+        for name, valid in (("augment", AUGMENTS), ("pruner", PRUNERS), ("sampler", SAMPLERS),
+                            ("objective", OBJECTIVES), ("precision", PRECISIONS)):
+            check_choice(name, getattr(self, name), valid)
+        if self.objective != "accuracy" and self.pruner == "hyperband":
+            raise UsageError(f"--pruner hyperband needs --objective accuracy (Optuna cannot prune "
+                             f"multi-objective studies); --objective {self.objective} stops trials "
+                             f"with its own rule: --pruner median (default) or none")
+        for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
+                     "jobs", "image_size", "seed", "timeout"):
+            check_int(name, getattr(self, name))
+        check_positive("memory_limit", self.memory_limit, "a number of GiB > 0", high=1e6)
+        check_positive("lr", self.lr)
+        if self.gpus is not None:
+            self.gpus = parse_gpus(self.gpus)
+            if self.device not in ("auto", "cuda"):
+                raise UsageError(f"--gpus {','.join(map(str, self.gpus))} needs CUDA; "
+                                 f"got --device {self.device!r}")
+            have = torch.cuda.device_count()
+            if max(self.gpus) >= have:
+                raise UsageError(f"--gpus {','.join(map(str, self.gpus))} but this machine has "
+                                 f"{have} CUDA device(s)" + (f" (valid: 0-{have - 1})" if have else ""))
+        resolve_device(self.device)
+        if self.study is not None:
+            store.check_study_name(self.study)
+        self.constraints()  # range checks live there
+
+    def constraints(self) -> Constraints:
+        try:
+            return Constraints(self.budget, self.conv_layers, self.max_macs, self.fill)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from None
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"{datasets.label(self.dataset)}-{budget_label(self.budget)}"
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.runs_dir) / self.study_name
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or store.default_storage(self.study_dir)
+
+    def resolved_device(self, worker: int = 0) -> torch.device:
+        """The device of worker ``worker``: --gpus round-robin, else --device."""
+        if self.gpus:
+            return torch.device("cuda", self.gpus[worker % len(self.gpus)])
+        return resolve_device(self.device)
+
+
+def from_settings(settings: dict, preset: str | None = None) -> SearchConfig:
+    """A TOML preset (if any) overridden by ``settings`` (the flags given)."""
+    merged = read_preset(preset) if preset else {}
+    merged.update(settings)
+    if merged.get("conv_layers") is not None:
+        merged["conv_layers"] = parse_range(merged["conv_layers"])
+    return SearchConfig(**merged)
+
+
+def read_preset(path: str) -> dict:
+    """The settings of a TOML study preset (studies/*.toml), keys as the flag names."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read config {path!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config {path!r} is not valid TOML: {exc}") from None
+    valid = {f.name for f in fields(SearchConfig)}
+    settings = {key.replace("-", "_"): value for key, value in raw.get("search", raw).items()}
+    unknown = sorted(set(settings) - valid)
+    if unknown:
+        raise UsageError(f"config {path!r}: unknown key(s) {', '.join(unknown)}; valid: "
+                         f"{', '.join(sorted(k.replace('_', '-') for k in valid))}")
+    return settings
+
+
+def parse_gpus(text) -> tuple[int, ...]:
+    """'0,1' or [0, 1] (TOML) -> (0, 1); several workers may share one GPU."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    try:
+        gpus = tuple(int(str(g).strip()) for g in items)
+    except ValueError:
+        gpus = ()
+    if not gpus or min(gpus) < 0:
+        raise UsageError(f"bad --gpus {text!r}: expected CUDA device numbers, e.g. 0,1")
+    return gpus
+
+
+def parse_range(text) -> tuple[int, int]:
+    """'2-4' or [2, 4] (TOML) -> (2, 4); '3' or 3 -> (3, 3)."""
+    if isinstance(text, (list, tuple)):
+        text = "-".join(map(str, text))
+    try:
+        parts = [int(p) for p in str(text).split("-")]
+        if len(parts) == 1:
+            parts *= 2
+        low, high = parts
+    except ValueError:
+        raise UsageError(f"bad --conv-layers {text!r}: expected MIN-MAX, e.g. 2-4") from None
+    if not 1 <= low <= high:
+        raise UsageError(f"bad --conv-layers {text!r}: need 1 <= MIN <= MAX, e.g. 2-4")
+    return low, high
+
+
+def budget_label(budget: int) -> str:
+    for unit, size in (("M", 1_000_000), ("k", 1000)):
+        if budget % size == 0:
+            return f"{budget // size}{unit}"
+    return str(budget)

@@ -1,0 +1,86 @@
+"""NumPy arrays: x_train/y_train (+ x_val/y_val, x_test/y_test) as a folder of .npy files,
+one .npz, or a tar(.xz) of .npy files. Never unpickled (allow_pickle=False)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from nas.datasets.cache import cached
+from nas.errors import DataError
+
+ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+
+
+def read_arrays(path: Path):
+    """{split: (x NCHW uint8, y int64)} and the class names ("0".."K-1")."""
+    found: dict[str, tuple[str, np.ndarray]] = {}  # key -> (where it came from, array)
+
+    def take(where: str, name: str, read) -> None:
+        key = Path(name).name.removesuffix(".npy")
+        if key in ARRAY_KEYS:
+            try:
+                found[key] = (where, read())
+            except (ValueError, OSError, EOFError) as exc:
+                raise DataError(f"cannot read {where}: {exc}") from None
+
+    if path.is_dir():
+        for file in sorted(path.glob("*.npy")):
+            take(str(file), file.name, lambda f=file: np.load(f, allow_pickle=False))
+    elif path.suffix == ".npz":
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"cannot read {path}: {exc}") from None
+        for key in archive.files:
+            take(f"{path}[{key}]", key, lambda k=key: archive[k])
+    elif path.is_file() and tarfile.is_tarfile(path):
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.endswith(".npy"):
+                    take(f"{path}[{member.name}]", member.name, lambda m=member: np.load(
+                        io.BytesIO(tar.extractfile(m).read()), allow_pickle=False))
+    elif not path.exists():
+        raise DataError(f"arrays not found: {path} (give a folder of .npy files, an .npz, or a "
+                        f"tar(.xz) of .npy files)")
+    else:
+        raise DataError(f"{path}: expected a folder of .npy files, an .npz, or a tar(.xz) of .npy files")
+    if "x_train" not in found or "y_train" not in found:
+        raise DataError(f"{path}: needs x_train and y_train (found: {', '.join(sorted(found)) or 'none'})")
+
+    splits = {}
+    for split in ("train", "val", "test"):
+        if f"x_{split}" not in found:
+            continue
+        (x_where, x), (y_where, y) = found[f"x_{split}"], found.get(f"y_{split}", (path, None))
+        if y is None:
+            raise DataError(f"{path}: has x_{split} but no y_{split}")
+        if x.dtype != np.uint8:
+            raise DataError(f"{x_where}: images must be uint8 (0-255), got {x.dtype}")
+        if x.ndim == 3:
+            x = x[:, None]
+        elif x.ndim == 4 and x.shape[-1] in (1, 3, 4):
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        else:
+            raise DataError(f"{x_where}: images must be (N, H, W) or (N, H, W, C) with C 1, 3 "
+                            f"or 4; got shape {x.shape}")
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise DataError(f"{y_where}: labels must be {len(x)} integers >= 0 (one per image "
+                            f"of x_{split}); got shape {y.shape}, dtype {y.dtype}")
+        splits[split] = (x, y.astype(np.int64))
+    shapes = {split: x.shape[1:] for split, (x, _) in splits.items()}
+    if len(set(shapes.values())) > 1:
+        raise DataError(f"{path}: image shapes differ between splits: {shapes}")
+    num_classes = int(max(y.max() for _, y in splits.values() if len(y))) + 1
+    return splits, tuple(str(i) for i in range(num_classes))
+
+
+def read(request):
+    path = request.path
+    if path is None:
+        raise DataError("dataset 'arrays' needs a path: --dataset arrays:PATH (a folder of "
+                        "x_train.npy/y_train.npy..., an .npz, or a tar(.xz) of .npy files)")
+    return cached(path, "arrays", lambda: read_arrays(path))  # an .xz takes seconds to inflate

@@ -1,0 +1,75 @@
+"""MNIST-style idx files (MNIST, Fashion-MNIST), read straight from their published .gz files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from nas.errors import DataError
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+
+
+def find(root: Path, folder: str, stem: str) -> Path | None:
+    for directory in (root / folder / "raw", root / folder, root):
+        for name in (stem + ".gz", stem):
+            if (directory / name).is_file():
+                return directory / name
+    return None
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
+        raise DataError(f"{path} is not an idx file (expected magic number {magic})")
+    if magic == IMAGES_MAGIC:  # images: count, rows, cols
+        count, rows, cols = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+        data = np.frombuffer(raw, np.uint8, offset=16)
+        if data.size != count * rows * cols:
+            raise DataError(f"{path} is truncated: {data.size} bytes for {count} images of "
+                            f"{rows}x{cols}")
+        return data.reshape(count, 1, rows, cols)
+    count = int.from_bytes(raw[4:8], "big")
+    data = np.frombuffer(raw, np.uint8, offset=8)
+    if data.size != count:
+        raise DataError(f"{path} is truncated: {data.size} labels, header says {count}")
+    return data
+
+
+def read(request, *, name: str, folder: str, torchvision_cls: str, classes: tuple[str, ...]):
+    """The four idx files under ``<root>/<folder>/raw/`` (or ``<folder>/``, or the root itself)."""
+    root = request.path or request.root
+
+    def find_all():
+        return {(split, kind): find(root, folder, stem)
+                for split, stems in IDX_FILES.items() for kind, stem in zip(("x", "y"), stems)}
+
+    paths = find_all()
+    if any(p is None for p in paths.values()) and request.download:
+        import torchvision.datasets
+
+        dataset_cls = getattr(torchvision.datasets, torchvision_cls)
+        for train in (True, False):
+            dataset_cls(root=str(root), train=train, download=True)
+        paths = find_all()
+    missing = [key for key, p in paths.items() if p is None]
+    if missing:
+        split, kind = missing[0]
+        stem = IDX_FILES[split][0 if kind == "x" else 1]
+        raise DataError(f"dataset {name!r} not found in data dir {root} (looked for "
+                        f"{root / folder / 'raw' / (stem + '.gz')}); point --data-dir or "
+                        f"NAS_DATA_DIR at the folder that holds {folder}/, or add --download")
+    arrays = {key: read_idx(p, IMAGES_MAGIC if key[1] == "x" else LABELS_MAGIC)
+              for key, p in paths.items()}
+    return {split: (arrays[split, "x"], arrays[split, "y"]) for split in ("train", "test")}, classes

@@ -1,0 +1,168 @@
+"""One trial, read top-down as in Optuna's PyTorch example: sample a spec, check it
+against the budget, build it, train it, report each epoch, prune, store the result."""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import optuna
+import torch
+
+import search_spaces
+from nas import store
+from nas.budget import check
+from nas.config import OBJECTIVES, SearchConfig
+from nas.data import Data
+from nas.device import heap_bytes
+from nas.model import build
+from nas.search.recovery import STOP_SIGNALS, abandon, stop_signal
+from nas.trainer import TrainConfig, train
+
+TrialState = optuna.trial.TrialState
+
+
+class TrialFailed(RuntimeError):
+    """A trial's training raised; the message is the reason stored in the trial."""
+
+
+def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_dir: Path):
+    space = search_spaces.get_space(cfg.space)
+    constraints = cfg.constraints()
+
+    def objective(trial: optuna.Trial):
+        try:
+            # Who runs it: lets a later run tell a trial whose process was killed (-9, OOM
+            # killer, power loss) from one still running (recovery.recover_interrupted).
+            trial.set_user_attr("host", platform.node())
+            trial.set_user_attr("pid", os.getpid())
+
+            spec = space(trial, data.info, constraints)  # sample
+            verdict = check(spec, constraints)  # check: the one feasibility decision
+            for key, value in {"space": cfg.space, "arch": spec.to_dict(),
+                               "arch_str": spec.to_string(), "params": verdict.params,
+                               "macs": verdict.macs, "conv_layers": verdict.conv_layers,
+                               "budget": cfg.budget, "epochs": cfg.epochs}.items():
+                trial.set_user_attr(key, value)
+            for key, value in verdict.constraint_values.items():
+                trial.set_constraint(key, value)
+            if not verdict.feasible:  # never build, never train
+                reason = "; ".join(verdict.violations)
+                trial.set_user_attr("infeasible", reason)
+                raise optuna.TrialPruned(f"infeasible: {reason}")
+            try:
+                return train_candidate(trial, spec, cfg, data, device, study_dir)
+            finally:
+                # After the model, optimiser and graph are gone, also after a failure:
+                # must not grow trial to trial.
+                if device.type == "cuda":
+                    trial.set_user_attr("gpu_mem_allocated", torch.cuda.memory_allocated(device))
+                else:
+                    trial.set_user_attr("heap_after", heap_bytes())
+        except KeyboardInterrupt as exc:
+            abandon(trial, f"interrupted: {STOP_SIGNALS[stop_signal(exc)]} during the trial")
+            raise  # Optuna marks it failed; run_search writes the results; exit 130 / 143
+
+    return objective
+
+
+def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
+                    device: torch.device, study_dir: Path):
+    """Build, train with a report (and a chance to prune) after each epoch, store weights."""
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed + trial.number)
+    model = build(spec)
+    build_seconds = time.perf_counter() - t0
+
+    history: list[float] = []
+
+    def on_epoch(epoch: int, val_acc: float) -> None:
+        history.append(val_acc)
+        trial.set_user_attr("val_history", history)  # what size_aware_stop compares
+        # Never stop after the last epoch: the training is paid for, and a small model
+        # below the median can still be on the params-vs-accuracy front.
+        if cfg.objective == "accuracy":
+            trial.report(val_acc, epoch)
+            if epoch < cfg.epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
+        elif epoch < cfg.epochs and cfg.pruner != "none":
+            completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            reason = size_aware_stop(completed, epoch, val_acc, trial.user_attrs["params"])
+            if reason:
+                trial.set_user_attr("stopped_early", reason)
+                raise optuna.TrialPruned(reason)
+
+    train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number,
+                            precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
+                            augment=cfg.augment)
+    trial.set_user_attr("device", str(device))
+    reason = None
+    try:
+        result = train(model.to(device), data, train_cfg, on_epoch)
+    except optuna.TrialPruned:
+        raise
+    except Exception as exc:
+        reason = failure_reason(exc)
+    if reason is not None:
+        # Out of the except block, the traceback (and through it the model, optimiser and
+        # graph of the failed run) is gone; free them before the next trial starts.
+        del model
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        trial.set_user_attr("fail_reason", reason)
+        raise TrialFailed(reason)  # Optuna marks the trial failed; the search goes on
+
+    path = store.weights_path(study_dir, trial.number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    for key, value in {"val_acc": result.val_acc, "train_time": round(result.seconds, 3),
+                       "build_time": round(build_seconds, 4),
+                       "capture_time": round(result.capture_seconds, 4),
+                       "eval_time": round(result.eval_seconds, 4),
+                       "batch_size": result.batch_size, "lr": result.lr, "bf16": result.bf16,
+                       "cuda_graph": result.cuda_graph}.items():
+        trial.set_user_attr(key, value)
+    if result.graph_fallback:
+        trial.set_user_attr("graph_fallback", result.graph_fallback)
+    values = (result.val_acc, trial.user_attrs["params"], trial.user_attrs["macs"])
+    return values[0] if cfg.objective == "accuracy" else values[:len(OBJECTIVES[cfg.objective])]
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the trial's ``fail_reason``; out-of-memory errors (CUDA's, or the CPU
+    allocator's under --memory-limit) say so first, whatever their exception type."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0][:300] if lines else ""
+    oom = (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
+           or any(words in text.lower() for words in ("out of memory", "allocate memory")))
+    return ("out of memory: " if oom else "") + f"{type(exc).__name__}: {text}"
+
+
+STOP_STARTUP = 5  # size_aware_stop: completed peers needed before it stops anything
+STOP_SIMILAR = 1.1  # peers: completed trials with at most 10% more params
+
+
+def size_aware_stop(completed: list, epoch: int, val_acc: float, params: int) -> str | None:
+    """--objective pareto's early stopping: stop a trial whose validation accuracy after
+    ``epoch`` is below the median, at the same epoch, of the completed trials of similar
+    or smaller size (at most STOP_SIMILAR x its params), once there are STOP_STARTUP of
+    them. A small net is only measured against nets no bigger than about itself, so the
+    small end of the front is not stopped for losing to big nets. Returns the reason, or
+    None to go on."""
+    peers = [t.user_attrs["val_history"][epoch - 1] for t in completed
+             if t.user_attrs.get("params", math.inf) <= STOP_SIMILAR * params
+             and len(t.user_attrs.get("val_history", ())) >= epoch]
+    if len(peers) < STOP_STARTUP:
+        return None
+    median = statistics.median(peers)
+    if val_acc >= median:
+        return None
+    return (f"stopped after epoch {epoch}: val_acc {val_acc:.4f} < {median:.4f}, the median "
+            f"at epoch {epoch} of {len(peers)} completed trials with <= "
+            f"{int(STOP_SIMILAR * params):,} params")

@@ -1,0 +1,109 @@
+"""Signals and dead workers: a stopped or killed trial is marked with why its work was
+lost, kept out of the --trials count, and its parameters queued to run again."""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable
+
+import optuna
+
+TrialState = optuna.trial.TrialState
+
+# The signals that stop a search cleanly, and how a trial's fail_reason names them.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (kill, docker stop, a scheduler's time limit): handled exactly like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(STOP_SIGNALS[signum])
+        self.signum = signum
+
+
+def stop_signal(exc: KeyboardInterrupt) -> int:
+    return getattr(exc, "signum", signal.SIGINT)
+
+
+@contextmanager
+def sigterm_stops():
+    """While the search runs, SIGTERM raises Stopped in the main thread, as SIGINT raises
+    KeyboardInterrupt; only the main thread may set handlers (in-process callers elsewhere
+    keep the default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def ignore_stop_signals() -> None:
+    """In --jobs workers: Ctrl-C (or a scheduler's SIGTERM) reaches every process of the
+    group. Only the parent acts on it: it stops the workers and marks their trials, so none
+    is half-handled in a worker. joblib stops workers with SIGKILL, which this does not block."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def abandon(trial: optuna.Trial, reason: str) -> None:
+    """A trial stopped by the user, not by its own fault (Optuna then marks it failed)."""
+    mark_interrupted(trial.study, trial._trial_id, trial.number, trial.params, reason, retry=True)
+
+
+def mark_interrupted(study: optuna.Study, trial_id: int, number: int, params: dict,
+                     reason: str, retry: bool) -> bool:
+    """Record why a trial's work was lost, keep it out of the --trials count (count_states),
+    and with ``retry`` queue its parameters so the next trial drawn runs them first.
+    Storage-level calls: Optuna has no public API for another process's trial. Returns
+    whether a retry was queued."""
+    study._storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    study._storage.set_trial_user_attr(trial_id, "interrupted", True)
+    if retry and params:
+        study.enqueue_trial(params, user_attrs={"retry_of": number})
+    return bool(retry and params)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this run has started no trial yet: the pid was reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(study: optuna.Study, log: Callable[[str], None],
+                        why: str = "its worker (pid {pid}) died mid-trial",
+                        user_stop: bool = False) -> list[int]:
+    """Trials left RUNNING by a process of this host that no longer exists: mark them
+    failed with the reason, and queue their parameters for a retry: once when the worker
+    died (a trial that kills its worker must not do so forever), always when the user
+    stopped it. Trials of other hosts are left alone (their process may be running)."""
+    recovered = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") != platform.node() or pid is None or _alive(pid):
+            continue
+        retry = mark_interrupted(study, t._trial_id, t.number, t.params,
+                                 "interrupted: " + why.format(pid=pid),
+                                 retry=user_stop or "retry_of" not in t.user_attrs)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        log(f"trial {t.number} was interrupted (worker pid {pid} is gone): marked failed"
+            + ("; its parameters run again first" if retry else "; not retried again"))
+        recovered.append(t.number)
+    return recovered

@@ -1,0 +1,180 @@
+"""Running a search: check the budget admits a model, open the study, run the trials in
+this process or in --jobs workers, and always write the front of what completed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import torch
+
+import search_spaces
+from nas import pareto, store
+from nas.budget import check
+from nas.config import SearchConfig
+from nas.data import Data, load
+from nas.device import memory_limit, on_device
+from nas.errors import UsageError
+from nas.search.objective import make_objective
+from nas.search.recovery import (STOP_SIGNALS, ignore_stop_signals, recover_interrupted,
+                                 stop_signal)
+from nas.search.study import (clock, count_states, finished, make_pruner, make_sampler,
+                              open_study, trial_line)
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    study_dir: Path
+    counts: dict  # complete / pruned / infeasible / failed / interrupted
+    front: list
+    files: list
+    seconds: float
+
+
+def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
+               progress: bool = True) -> SearchResult:
+    start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
+    configure_logging()
+    device = cfg.resolved_device()
+    data = load_data(cfg, cfg.download)
+    check_smallest_fits(cfg, data)
+    study = open_study(cfg, data.info)
+    log(f"study {cfg.study_name!r} stored in {cfg.storage_url}")
+    log(f"dashboard: optuna-dashboard {cfg.storage_url}")
+
+    recover_interrupted(study, log)
+    done = finished(study, cfg.space)
+    remaining = cfg.trials - done
+    try:
+        if remaining <= 0:
+            log(f"study already has {done} finished {cfg.space!r} trials (--trials {cfg.trials}); "
+                f"nothing to run; raise --trials to search more")
+        else:
+            if done:
+                log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
+            log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
+                f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} "
+                f"trials x {cfg.epochs} epochs on "
+                + (", ".join(f"cuda:{g}" for g in cfg.gpus) if cfg.gpus and cfg.jobs > 1 else str(device))
+                + (f", {cfg.jobs} worker processes" if cfg.jobs > 1 else ""))
+            if cfg.jobs > 1:
+                try:
+                    run_workers(cfg, remaining, len(study.trials))
+                except KeyboardInterrupt as exc:
+                    # joblib has stopped the workers: mark their trials now, not next run.
+                    recover_interrupted(study, log, STOP_SIGNALS[stop_signal(exc)]
+                                        + " stopped its worker (pid {pid})", user_stop=True)
+                    raise
+            else:
+                if device.type == "cuda":
+                    torch.cuda.set_device(device)  # graphs and streams are made on it
+                data = on_device(data, device)
+                with memory_limit(cfg.memory_limit, device):
+                    optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
+                             cfg, log, progress)
+    finally:
+        # Also after Ctrl-C (Optuna has marked the running trial failed): the counts and
+        # the front come from whatever completed.
+        counts = count_states(study)
+        study.set_user_attr("trial_counts", counts)
+        front, files = pareto.write_front(study, cfg.study_dir, data, device)
+    return SearchResult(study, cfg.study_dir, counts, front, files, time.perf_counter() - start)
+
+
+def load_data(cfg: SearchConfig, download: bool = False) -> Data:
+    return load(cfg.dataset, cfg.data_dir, download, cfg.limit_train, cfg.image_size, cfg.grayscale)
+
+
+def check_smallest_fits(cfg: SearchConfig, data: Data) -> None:
+    """Bad input, not a search of infeasible trials: the space's smallest model must fit."""
+    constraints = cfg.constraints()
+    smallest = search_spaces.smallest_model(cfg.space, data.info, constraints)
+    verdict = check(smallest, constraints)
+    if not verdict.feasible:
+        what = (f"--budget {cfg.budget:,} is below the smallest {cfg.space!r} model"
+                if verdict.params > cfg.budget else
+                f"the constraints rule out even the smallest {cfg.space!r} model")
+        raise UsageError(f"{what} for {data.info.name} ({verdict.params:,} params, "
+                         f"{smallest.to_string()}): " + "; ".join(verdict.violations))
+
+
+def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
+    """``cfg.jobs`` processes on one study; the storage keeps them apart. The trials are
+    split exactly, so the study gets ``n_trials`` more, none run twice."""
+    from joblib import Parallel, delayed
+
+    shares = [n_trials // cfg.jobs + (i < n_trials % cfg.jobs) for i in range(cfg.jobs)]
+    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)  # no CPU oversubscription
+    # After Ctrl-C, joblib kills the workers; multiprocessing's tracker would then warn
+    # about semaphores of theirs that it cleans up anyway.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
+    Parallel(n_jobs=cfg.jobs, backend="loky")(
+        delayed(worker)(cfg, i, share, trials_before, threads)
+        for i, share in enumerate(shares) if share)
+
+
+def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, threads: int) -> None:
+    """One --jobs worker process: its own data on its device, its own sampler seed."""
+    ignore_stop_signals()
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    configure_logging()
+    device = cfg.resolved_device(index)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    data = on_device(load_data(cfg), device)
+    study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
+                              sampler=make_sampler(cfg, trials_before, index + 1),
+                              pruner=make_pruner(cfg))
+    with memory_limit(cfg.memory_limit, device):
+        optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials, cfg,
+                 lambda line: print(line, flush=True), progress=False, label=f"w{index} ")
+
+
+def configure_logging() -> None:
+    """Notes from deep inside (e.g. a CUDA graph fallback) go to stderr as 'nas: ...'."""
+    logger = logging.getLogger("nas")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("nas: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label="") -> None:
+    """Run up to ``n_trials``, and stop once the study holds --trials finished trials of
+    this space, also when other processes or machines (--storage URL) fill it too. One line
+    per finished trial with progress and ETA, plus a live bar when stderr is a terminal."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_trials, unit="trial", file=sys.stderr, dynamic_ncols=True,
+               disable=not (progress and sys.stderr.isatty()))
+    start, ran = time.perf_counter(), 0
+
+    def report(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        nonlocal ran
+        ran += 1
+        elapsed = time.perf_counter() - start
+        eta = elapsed / ran * (n_trials - ran)
+        line = f"[{label}{ran}/{n_trials} eta {clock(eta)}] {trial_line(t)}"
+        if bar.disable:
+            log(line)
+        else:
+            bar.write(line, file=sys.stdout)
+        bar.update(1)
+        if finished(study, cfg.space) >= cfg.trials:
+            study.stop()  # others filled the rest; a trial in flight elsewhere may add one
+
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, callbacks=[report],
+                       catch=(Exception,))  # a failing trial never ends the search
+    finally:
+        bar.close()

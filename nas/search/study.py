@@ -1,0 +1,127 @@
+"""The Optuna study of a search: storage, sampler and pruner, what the study records about
+itself, and how its trials are counted and shown."""
+
+from __future__ import annotations
+
+import platform
+import warnings
+from dataclasses import asdict
+
+import optuna
+import torch
+
+import nas
+from nas import store
+from nas.config import LOCAL_SETTINGS, METRICS, OBJECTIVES, SearchConfig
+from nas.data import DataInfo, resolve_data_dir
+from nas.errors import UsageError
+
+TrialState = optuna.trial.TrialState
+
+
+def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
+    if cfg.objective != "accuracy":
+        return optuna.pruners.NopPruner()  # objective.size_aware_stop decides instead
+    if cfg.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cfg.epochs)
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(cfg: SearchConfig, trials_before: int, worker: int = 0) -> optuna.samplers.BaseSampler:
+    # Offset the seed by the trials already there, so a resumed search does not replay the
+    # random start-up draws it made before, and by worker, so workers do not draw alike.
+    seed = cfg.seed + trials_before + 100_003 * worker
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def versions() -> dict:
+    return {"nas": nas.__version__, "optuna": optuna.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
+    """Create the study, or resume it; refuse to mix datasets or objectives in one study."""
+    if cfg.storage is None:
+        store.make_study_dir(cfg.study_dir)  # the journal file goes in it
+    storage = store.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
+    existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
+    n_before = existing[0].n_trials if existing else 0
+    directions = OBJECTIVES[cfg.objective]
+    study = optuna.create_study(
+        study_name=cfg.study_name, storage=storage, directions=list(directions),
+        load_if_exists=True, sampler=make_sampler(cfg, n_before), pruner=make_pruner(cfg))
+    recorded = study.user_attrs.get("data")
+    held = study.user_attrs.get("config", {}).get("objective", "accuracy")
+    if recorded is not None and (held != cfg.objective or len(study.directions) != len(directions)):
+        raise UsageError(f"study {cfg.study_name!r} was searched with --objective {held}; got "
+                         f"--objective {cfg.objective}: pass another --study")
+    if recorded is None:
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, still there in 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(METRICS[:len(directions)]))  # for optuna-dashboard
+        study.set_user_attr("config", {k: v for k, v in asdict(cfg).items()
+                                       if k not in LOCAL_SETTINGS})
+        study.set_user_attr("data", {**asdict(info), "limit_train": cfg.limit_train,
+                                     "image_size": cfg.image_size, "grayscale": cfg.grayscale,
+                                     "dir": str(resolve_data_dir(cfg.data_dir).resolve())})
+        study.set_user_attr("seed", cfg.seed)
+        study.set_user_attr("versions", versions())
+    elif (recorded["name"], recorded.get("limit_train")) != (info.name, cfg.limit_train):
+        raise UsageError(
+            f"study {cfg.study_name!r} holds trials on dataset {recorded['name']!r} "
+            f"(limit-train {recorded.get('limit_train')}); got {info.name!r} (limit-train "
+            f"{cfg.limit_train}); accuracies would not be comparable: pass another --study")
+    store.write_pointer(cfg.study_dir, cfg.study_name, cfg.storage_url)
+    return study
+
+
+def count_states(study: optuna.Study, space: str | None = None) -> dict:
+    """Finished trials by outcome; interrupted ones (recovery.recover_interrupted) do not
+    count towards --trials, since their work was lost."""
+    counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "interrupted": 0}
+    for t in study.get_trials(deepcopy=False):
+        if space is not None and t.user_attrs.get("space") != space:
+            continue
+        if t.state == TrialState.COMPLETE:
+            counts["complete"] += 1
+        elif t.state == TrialState.PRUNED:
+            counts["infeasible" if "infeasible" in t.user_attrs else "pruned"] += 1
+        elif t.state == TrialState.FAIL:
+            counts["interrupted" if t.user_attrs.get("interrupted") else "failed"] += 1
+    return counts
+
+
+def finished(study: optuna.Study, space: str) -> int:
+    """Trials of ``space`` that count towards --trials: all finished ones but interrupted."""
+    return sum(n for state, n in count_states(study, space).items() if state != "interrupted")
+
+
+def clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def trial_line(t: optuna.trial.FrozenTrial) -> str:
+    attrs = t.user_attrs
+    seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+    history = attrs.get("val_history", [])
+    if store.trial_val_acc(t) is not None:
+        acc = f"{store.trial_val_acc(t):.4f}"
+    elif history:
+        acc = f"{history[-1]:.4f}"
+    else:
+        acc = "   -  "
+    if "infeasible" in attrs:
+        state = f"INFEASIBLE ({attrs['infeasible']})"
+    elif t.state == TrialState.FAIL:
+        state = f"FAILED ({attrs.get('fail_reason', 'see the dashboard')})"
+    elif t.state == TrialState.PRUNED:
+        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} after epoch {len(history)}"
+    else:
+        state = t.state.name
+    return (f"trial {t.number:>3}  {attrs.get('space', '?'):<9} {attrs.get('params', 0):>8,} params"
+            f"  val_acc {acc}  {seconds:6.1f}s  {state}  {attrs.get('arch_str', '')}")
