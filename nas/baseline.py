@@ -23,7 +23,8 @@ from nas.count import module_rows, torchvision_names
 from nas.errors import UsageError
 from nas.model import build
 from nas.recipe import TrainingRun
-from nas.trainer import measure_accuracy, train
+from nas.evaluate import measure_accuracy
+from nas.trainer import train
 
 # The hand designs our users start from, as specs (DESIGN.md "Accuracy to beat").
 HAND_DESIGNS = {

@@ -43,13 +43,14 @@ def compare(study_dirs: list[str], limits: list[int] | None = None) -> tuple[dic
     table = []
     for limit in limits or default_limits(all_groups):
         best = {name: best_within(rows, limit) for name, rows in all_groups.items()}
-        ranked = sorted((r.val_acc, name) for name, r in best.items() if r is not None)
+        # More accurate wins; at equal accuracy, the smaller net.
+        ranked = sorted((r.val_acc, -r.params, name) for name, r in best.items() if r is not None)
         entry = {"limit": limit, "best": {name: None if r is None else
                                           {"trial": r.trial, "params": r.params, "val_acc": r.val_acc,
                                            "test_acc": r.test_acc, "arch": r.arch}
                                           for name, r in best.items()}}
         if len(ranked) >= 2:
-            entry["winner"] = ranked[-1][1]
+            entry["winner"] = ranked[-1][2]
             entry["margin_points"] = round(100 * (ranked[-1][0] - ranked[-2][0]), 2)
         table.append(entry)
     return all_groups, table

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 
 from nas import store
-from nas.trainer import measure_accuracy
+from nas.evaluate import measure_accuracy
 
 FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch")
 

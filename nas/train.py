@@ -23,7 +23,8 @@ from nas.arch import ArchSpec
 from nas.errors import UsageError
 from nas.model import build
 from nas.recipe import TrainingRun
-from nas.trainer import measure_accuracy, train
+from nas.evaluate import measure_accuracy
+from nas.trainer import train
 
 
 @dataclass(kw_only=True)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 from torch import nn
 
-from nas.data import Data, DataInfo
+from nas.data import Data
+from nas.evaluate import BN_IMAGES, autocast, normalize, stats, validate
 
 log = logging.getLogger("nas")
 
@@ -48,6 +49,12 @@ class TrainConfig:
     teacher: nn.Module | None = None  # distil from it: takes [0, 1] images, as `nas export` writes
     kd_temperature: float = 4.0
     kd_alpha: float = 0.5  # weight of the distillation term; 1 - alpha on the labels
+    bn_images: int = BN_IMAGES  # re-estimate batch norm on this many images before validating (0: off)
+    # Validations per epoch: the one at each epoch's end on the whole validation split, the
+    # ones inside an epoch (so a search can stop weak trials early) cheaper: batch norm
+    # re-estimated on quick_images training images, then the first quick_images of validation.
+    reports_per_epoch: int = 1
+    quick_images: int = 500
 
 
 @dataclass
@@ -55,7 +62,7 @@ class TrainResult:
     val_acc: float
     epochs: int
     seconds: float
-    history: list[float] = field(default_factory=list)  # val accuracy after each epoch
+    history: list[float] = field(default_factory=list)  # val accuracy at each report
     batch_size: int = 0
     lr: float = 0.0  # the peak LR used
     bf16: bool = False
@@ -82,12 +89,6 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    # channels_last: measured 1.1-1.8x faster for these small convs, on CPU as on GPU.
-    x = (x.float().div_(255) - mean) / std
-    return x.contiguous(memory_format=torch.channels_last)
-
-
 def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
     """Random horizontal flip and/or random translation (pad by 1/8 of the side, crop back)
     of a normalised batch, per image, on the batch's device. Shapes never depend on the
@@ -109,43 +110,6 @@ def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
         chans = torch.arange(c, device=x.device)[None, :, None, None]
         x = padded[batch, chans, rows, cols]
     return x.contiguous(memory_format=torch.channels_last)
-
-
-def eval_batch_size(device: torch.device, height: int, width: int) -> int:
-    # On CPU, batches past a few hundred images fall out of cache and get slower (measured).
-    # On a GPU, as large as a few million pixels allows: 5,102 MNIST images, 256 at 128x128.
-    if device.type == "cpu":
-        return 256
-    return max(256, min(8192, 4_000_000 // (height * width)))
-
-
-def _stats(info: DataInfo, device) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
-    return mean, std
-
-
-def _autocast(device: torch.device, bf16: bool):
-    # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture.
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
-
-
-@torch.inference_mode()
-def measure_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DataInfo,
-                     bf16: bool = False) -> float:
-    """Top-1 accuracy of ``model`` on uint8 images ``x`` (already on the model's device).
-    fp32 unless ``bf16``: test accuracy is always fp32, as an exported model runs."""
-    was_training = model.training
-    model.eval()
-    batch_size = eval_batch_size(x.device, x.shape[-2], x.shape[-1])
-    mean, std = _stats(info, x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for i in range(0, len(x), batch_size):
-        with _autocast(x.device, bf16):
-            logits = model(normalize(x[i:i + batch_size], mean, std))
-        correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
-    model.train(was_training)
-    return correct.item() / max(1, len(x))
 
 
 def one_cycle(total_steps: int, warmup: float = 0.25) -> Callable[[int], float]:
@@ -193,9 +157,17 @@ def _capture(step: Callable[[], None]) -> tuple[torch.cuda.CUDAGraph | None, str
         return None, reason
 
 
+def report_steps(steps_per_epoch: int, reports_per_epoch: int) -> list[int]:
+    """Steps of an epoch after which a report falls: evenly spread, the last at its end."""
+    per_epoch = max(1, min(reports_per_epoch, steps_per_epoch))
+    return sorted({round(steps_per_epoch * (j + 1) / per_epoch) for j in range(per_epoch)})
+
+
 def train(model: nn.Module, data: Data, cfg: TrainConfig,
-          on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train ``model`` (already on the data's device) on ``data.train_*``; validate each epoch."""
+          on_report: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train ``model`` (already on the data's device) on ``data.train_*``. Validates
+    ``cfg.reports_per_epoch`` times an epoch and passes each (report number from 1,
+    accuracy) to ``on_report``, which may raise to stop the run."""
     start = time.perf_counter()
     device = data.train_x.device
     on_cuda = device.type == "cuda"
@@ -217,7 +189,7 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
                                   capturable=capturable)
     lr_factor = one_cycle(total_steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    mean, std = _stats(data.info, device)
+    mean, std = stats(data.info, device)
     idx = torch.zeros(batch, dtype=torch.long, device=device)  # the batch in hand; graphs read it
     loss_sum = torch.zeros((), device=device)
 
@@ -226,7 +198,7 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     def step() -> None:
         x = augment(normalize(data.train_x[idx], mean, std), kind)
         optimizer.zero_grad(set_to_none=True)  # in a capture, backward then allocates the grads
-        with _autocast(device, bf16):
+        with autocast(device, bf16):
             logits = model(x)
             loss = loss_fn(logits, data.train_y[idx])
             if teacher is not None:
@@ -247,6 +219,24 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     side = torch.cuda.Stream() if capturable else None
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     graph, fallback, capture_seconds, eval_seconds, history = None, None, 0.0, 0.0, []
+    reports = report_steps(steps_per_epoch, cfg.reports_per_epoch)
+    quick = replace(data, val_x=data.val_x[:cfg.quick_images], val_y=data.val_y[:cfg.quick_images])
+
+    def report(epoch: int, at_end: bool) -> None:
+        nonlocal eval_seconds
+        # One check per report: a per-step check would synchronise the device every step.
+        if not torch.isfinite(loss_sum):
+            raise Diverged(f"training loss became {loss_sum.item()} in epoch {epoch + 1}")
+        t0 = time.perf_counter()
+        if at_end:
+            history.append(validate(model, data, bf16, cfg.bn_images))
+        else:
+            history.append(validate(model, quick, bf16, min(cfg.bn_images, cfg.quick_images)))
+        eval_seconds += time.perf_counter() - t0
+        if on_report is not None:
+            on_report(len(history), history[-1])
+        model.train()
+
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
@@ -273,14 +263,8 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
                 torch.cuda.current_stream().wait_stream(side)
             else:
                 step()
-        # One check per epoch: a per-step check would synchronise the device every step.
-        if not torch.isfinite(loss_sum):
-            raise Diverged(f"training loss became {loss_sum.item()} in epoch {epoch + 1}")
-        t0 = time.perf_counter()
-        history.append(measure_accuracy(model, data.val_x, data.val_y, data.info, bf16))
-        eval_seconds += time.perf_counter() - t0
-        if on_epoch is not None:
-            on_epoch(epoch + 1, history[-1])
+            if s + 1 in reports:
+                report(epoch, at_end=s + 1 == steps_per_epoch)
     del graph  # frees the graph's private memory pool with it
     return TrainResult(history[-1], cfg.epochs, time.perf_counter() - start, history, batch,
                        peak_lr, bf16, want_graph, fallback, capture_seconds, eval_seconds)

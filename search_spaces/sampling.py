@@ -2,7 +2,8 @@
 hand-designed nets, and each is drawn from ``[previous width, widest that still fits the
 budget with every later layer at least as wide]``; with a fill target (``--fill 0.9``) the
 lower end rises to the narrowest width from which the net can still use 90% of the budget.
-Counting uses ``nas.budget`` only, so the space and the feasibility check cannot disagree."""
+Each width is drawn as a share of that range (``draw_between``), a parameter with the same
+distribution in every trial. Counting uses ``nas.budget`` only, so the space and the feasibility check cannot disagree."""
 
 from __future__ import annotations
 
@@ -70,8 +71,20 @@ def sample_widths(trial, names: list[str], make_spec: Callable[[list[int]], Arch
             return make_spec(widths + [w] + [rest] * (later - 1))
 
         low = fill_floor(widest_completion, constraints, low, high)
-        widths.append(trial.suggest_int(name, low, high, log=True))
+        widths.append(draw_between(trial, name, low, high))
     return widths
+
+
+def draw_between(trial, name: str, low: int, high: int) -> int:
+    """An integer in [low, high] drawn as a share of the way from low to high (on a log
+    scale), parameter ``<name>_share`` in [0, 1]. The range moves with earlier draws and
+    the budget; the share means the same in every trial ("take 80% of what is left"), so a
+    model-based sampler such as TPE can learn from it, where a raw width drawn from a
+    moving range means something else each time."""
+    if high <= low:  # no choice: no draw (as a structural choice that cannot fit is not offered)
+        return low
+    share = trial.suggest_float(f"{name}_share", 0.0, 1.0)
+    return min(high, max(low, round(low * (high / low) ** share)))
 
 
 def sample_hidden(trial, name: str, make_spec: Callable[[int], ArchSpec],
@@ -80,7 +93,7 @@ def sample_hidden(trial, name: str, make_spec: Callable[[int], ArchSpec],
     for at most, and (with --fill) at least enough to reach the fill target."""
     high = widest_that_fits(make_spec, constraints, MIN_HIDDEN, MAX_HIDDEN)
     low = fill_floor(make_spec, constraints, MIN_HIDDEN, high)
-    return trial.suggest_int(name, low, high, log=True)
+    return draw_between(trial, name, low, high)
 
 
 def can_downsample(h: int, w: int) -> bool:

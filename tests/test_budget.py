@@ -111,3 +111,22 @@ def test_conv_layer_limit_is_respected_by_construction():
 def test_unknown_space_lists_valid_ones():
     with pytest.raises(search_spaces.UnknownSpace, match="valid: cnn, densenet, mobilenet"):
         search_spaces.get_space("resnet")
+
+
+@pytest.mark.parametrize("space", search_spaces.space_names())
+def test_every_parameter_has_one_distribution_in_every_trial(space):
+    """What a model-based sampler needs: a parameter means the same in every trial. Widths
+    are drawn as shares of what the budget leaves (search_spaces.sampling.draw_between), not
+    from ranges that move with earlier draws."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, set] = {}
+    for _ in range(60):
+        trial = study.ask()
+        search_spaces.get_space(space)(trial, info(1, 28, 28, 10), Constraints(20_000, fill=0.5))
+        study.tell(trial, 0.0)
+    for t in study.trials:
+        for name, distribution in t.distributions.items():
+            seen.setdefault(name, set()).add(repr(distribution))
+    assert seen and all(len(d) == 1 for d in seen.values()), {
+        k: v for k, v in seen.items() if len(v) > 1}

@@ -47,7 +47,7 @@ def _cases(tmp):
         (syn + ["--gpus", "7"], "--gpus 7 but this machine has"),
         (syn + ["--gpus", "0,x"], "bad --gpus '0,x'"),
         (syn + ["--gpus", "0", "--device", "cpu"], "--gpus 0 needs CUDA; got --device 'cpu'"),
-        (syn + ["--sampler", "grid"], "unknown --sampler 'grid'; valid: tpe, random"),
+        (syn + ["--sampler", "grid"], "unknown --sampler 'grid'; valid: tpe, tpe-grouped, random"),
         (syn + ["--timeout", "0"], "--timeout must be an integer from 1 to"),
         (syn + ["--objective", "speed"], "unknown --objective 'speed'; valid: accuracy, pareto"),
         (syn + ["--fill", "1.5"], "--fill must be a share of the budget from 0 to 1, got 1.5"),

@@ -43,7 +43,7 @@ def test_search_records_everything_and_writes_front(searched):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert complete, "no trial completed"
     for t in complete:
-        assert t.user_attrs["train_time"] > 0 and set(t.intermediate_values) == {1, 2}
+        assert t.user_attrs["train_time"] > 0 and set(t.intermediate_values) == set(range(1, 2 * 4 + 1))
         # The CPU path, as recorded: eager fp32 at batch 128; timings that add up.
         a = t.user_attrs
         assert (a["batch_size"], a["bf16"], a["cuda_graph"], a["device"]) == (128, False, False, "cpu")
@@ -233,3 +233,22 @@ def test_tiny_training_runs_do_not_crash(tmp_path, run):
                        "--epochs", 1, "--runs-dir", tmp_path, "--no-progress")
     assert code == 0, err
     assert store.completed_trials(load(tmp_path / "synthetic-50k"))
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_weak_trials_are_pruned_inside_their_first_epoch(tmp_path, run, pruner):
+    """Four reports an epoch: the pruners may stop a trial before its first epoch ends; a
+    trial's last report scores the whole validation split."""
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "mobilenet", "--budget",
+                         BUDGET, "--epochs", 1, "--trials", 10, "--pruner", pruner, "--runs-dir",
+                         tmp_path, "--study", "p", "--no-progress")
+    assert code == 0, err
+    study = load(tmp_path / "p")
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, out
+    for t in pruned:
+        reports = len(t.intermediate_values)
+        assert 1 <= reports < 4 and f"PRUNED at {reports / 4:g} epochs" in out
+    for t in store.completed_trials(study):
+        assert sorted(t.intermediate_values) == [1, 2, 3, 4]
+        assert t.intermediate_values[4] == t.user_attrs["val_acc"] == t.value

@@ -69,3 +69,24 @@ def test_augment_flips_and_translates_each_image_without_changing_its_shape():
 def test_training_with_augmentation_still_learns(data):
     # Flips and shifts blur these fixed random patterns, yet it must learn far above 0.25.
     assert _train(data, augment="flip-crop").val_acc > 0.5
+
+
+def test_a_briefly_trained_net_is_scored_with_re_estimated_batch_norm_statistics(mnist_dir):
+    """One epoch on 5,000 MNIST images: batch norm's running averages still trail the
+    weights, so eval-mode accuracy with them is far below what the weights can do. The
+    score train() reports is the re-estimated one (benchmarks/bn_reestimation.py)."""
+    from nas.evaluate import validate
+
+    data = load("mnist", mnist_dir, limit_train=5000)
+    spec = ArchSpec.from_string("c11k3s2-ir16k3e4se-ir19k3s2e6se-dw25k3-dw31k3s2-ir31k3s2e4se-"
+                                "ir33k3e4-ir34k3e2se-gap_d0.004-hardswish",
+                                *data.info.input_shape, data.info.num_classes)
+    scores = {}
+    for bn_images in (0, 2000):
+        torch.manual_seed(3)
+        model = build(spec)
+        scores[bn_images] = train(model, data, TrainConfig(epochs=1, seed=3, bn_images=bn_images)).val_acc
+    stale, reported = scores[0], scores[2000]
+    re_estimated = validate(model, data)  # the same weights, statistics estimated again
+    assert stale < 0.5 < 0.65 < reported, scores  # the fault is real for this net
+    assert abs(reported - re_estimated) < 0.02, (reported, re_estimated)

@@ -17,7 +17,7 @@ import torch
 import search_spaces
 from nas import store
 from nas.budget import check
-from nas.config import OBJECTIVES, SearchConfig
+from nas.config import OBJECTIVES, QUICK_IMAGES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import Data
 from nas.device import heap_bytes
 from nas.model import build
@@ -80,30 +80,29 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
     build_seconds = time.perf_counter() - t0
 
     history: list[float] = []
+    last = cfg.epochs * REPORTS_PER_EPOCH
 
-    def on_epoch(epoch: int, val_acc: float) -> None:
+    def on_report(step: int, val_acc: float) -> None:
         history.append(val_acc)
         trial.set_user_attr("val_history", history)  # what size_aware_stop compares
-        # Never stop after the last epoch: the training is paid for, and a small model
+        # Never stop after the last report: the training is paid for, and a small model
         # below the median can still be on the params-vs-accuracy front.
         if cfg.objective == "accuracy":
-            trial.report(val_acc, epoch)
-            if epoch < cfg.epochs and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch} at val_acc {val_acc:.4f}")
-        elif epoch < cfg.epochs and cfg.pruner != "none":
+            trial.report(val_acc, step)
+            if step < last and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at {epochs_done(step)} epochs, val_acc {val_acc:.4f}")
+        elif step < last and cfg.pruner != "none":
             completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            reason = size_aware_stop(completed, epoch, val_acc, trial.user_attrs["params"])
+            reason = size_aware_stop(completed, step, val_acc, trial.user_attrs["params"])
             if reason:
                 trial.set_user_attr("stopped_early", reason)
                 raise optuna.TrialPruned(reason)
 
-    train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + trial.number,
-                            precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
-                            augment=cfg.augment)
     trial.set_user_attr("device", str(device))
+    trial.set_user_attr("reports_per_epoch", REPORTS_PER_EPOCH)
     reason = None
     try:
-        result = train(model.to(device), data, train_cfg, on_epoch)
+        result = train(model.to(device), data, trial_train_config(cfg, trial.number), on_report)
     except optuna.TrialPruned:
         raise
     except Exception as exc:
@@ -134,6 +133,14 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
     return values[0] if cfg.objective == "accuracy" else values[:len(OBJECTIVES[cfg.objective])]
 
 
+def trial_train_config(cfg: SearchConfig, number: int) -> TrainConfig:
+    """How trial ``number`` of a search trains (benchmarks/fidelity.py scores nets the same way)."""
+    return TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + number,
+                       precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
+                       augment=cfg.augment, reports_per_epoch=REPORTS_PER_EPOCH,
+                       quick_images=QUICK_IMAGES)
+
+
 def failure_reason(exc: BaseException) -> str:
     """One line for the trial's ``fail_reason``; out-of-memory errors (CUDA's, or the CPU
     allocator's under --memory-limit) say so first, whatever their exception type."""
@@ -148,21 +155,27 @@ STOP_STARTUP = 5  # size_aware_stop: completed peers needed before it stops anyt
 STOP_SIMILAR = 1.1  # peers: completed trials with at most 10% more params
 
 
-def size_aware_stop(completed: list, epoch: int, val_acc: float, params: int) -> str | None:
-    """--objective pareto's early stopping: stop a trial whose validation accuracy after
-    ``epoch`` is below the median, at the same epoch, of the completed trials of similar
-    or smaller size (at most STOP_SIMILAR x its params), once there are STOP_STARTUP of
-    them. A small net is only measured against nets no bigger than about itself, so the
-    small end of the front is not stopped for losing to big nets. Returns the reason, or
-    None to go on."""
-    peers = [t.user_attrs["val_history"][epoch - 1] for t in completed
+def epochs_done(step: int, reports_per_epoch: int = REPORTS_PER_EPOCH) -> str:
+    """Report ``step`` (from 1) as epochs trained: '0.25', '1', '2.5'."""
+    return f"{step / reports_per_epoch:g}"
+
+
+def size_aware_stop(completed: list, step: int, val_acc: float, params: int) -> str | None:
+    """--objective pareto's early stopping: stop a trial whose validation accuracy at
+    report ``step`` is below the median, at the same report, of the completed trials of
+    similar or smaller size (at most STOP_SIMILAR x its params), once there are
+    STOP_STARTUP of them. A small net is only measured against nets no bigger than about
+    itself, so the small end of the front is not stopped for losing to big nets. Returns
+    the reason, or None to go on."""
+    peers = [t.user_attrs["val_history"][step - 1] for t in completed
              if t.user_attrs.get("params", math.inf) <= STOP_SIMILAR * params
-             and len(t.user_attrs.get("val_history", ())) >= epoch]
+             and len(t.user_attrs.get("val_history", ())) >= step]
     if len(peers) < STOP_STARTUP:
         return None
     median = statistics.median(peers)
     if val_acc >= median:
         return None
-    return (f"stopped after epoch {epoch}: val_acc {val_acc:.4f} < {median:.4f}, the median "
-            f"at epoch {epoch} of {len(peers)} completed trials with <= "
+    at = epochs_done(step)
+    return (f"stopped at {at} epochs: val_acc {val_acc:.4f} < {median:.4f}, the median "
+            f"at {at} epochs of {len(peers)} completed trials with <= "
             f"{int(STOP_SIMILAR * params):,} params")

@@ -12,7 +12,7 @@ import torch
 
 import nas
 from nas import store
-from nas.config import LOCAL_SETTINGS, METRICS, OBJECTIVES, SearchConfig
+from nas.config import LOCAL_SETTINGS, METRICS, OBJECTIVES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import DataInfo, resolve_data_dir
 from nas.errors import UsageError
 
@@ -22,10 +22,11 @@ TrialState = optuna.trial.TrialState
 def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
     if cfg.objective != "accuracy":
         return optuna.pruners.NopPruner()  # objective.size_aware_stop decides instead
-    if cfg.pruner == "median":
+    if cfg.pruner == "median":  # from the second report on: half an epoch in
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if cfg.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cfg.epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=1,
+                                              max_resource=cfg.epochs * REPORTS_PER_EPOCH)
     return optuna.pruners.NopPruner()
 
 
@@ -35,6 +36,12 @@ def make_sampler(cfg: SearchConfig, trials_before: int, worker: int = 0) -> optu
     seed = cfg.seed + trials_before + 100_003 * worker
     if cfg.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.sampler == "tpe-grouped":
+        # One joint density per group of parameters that occur together (a space's blocks
+        # exist only in trials deep enough for them); "experimental" in Optuna 5.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     return optuna.samplers.TPESampler(seed=seed)
 
 
@@ -120,7 +127,8 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
     elif t.state == TrialState.FAIL:
         state = f"FAILED ({attrs.get('fail_reason', 'see the dashboard')})"
     elif t.state == TrialState.PRUNED:
-        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} after epoch {len(history)}"
+        epochs = len(history) / attrs.get("reports_per_epoch", 1)
+        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} at {epochs:g} epochs"
     else:
         state = t.state.name
     return (f"trial {t.number:>3}  {attrs.get('space', '?'):<9} {attrs.get('params', 0):>8,} params"
