@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -92,8 +93,7 @@ def main() -> None:
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed + number)  # as the search seeds trial `number`
         model = build(spec).to(device)
-        search_cfg = trial_train_config(cfg, number)
-        result = train(model, short, TrainConfig(**{**search_cfg.__dict__, "bn_images": 0}))
+        result = train(model, short, replace(trial_train_config(cfg, number), bn_images=0))
         stale = measure_accuracy(model, short.val_x, short.val_y, short.info)
         reestimate_bn(model, short.train_x[:BN_IMAGES], short.info)
         fresh = measure_accuracy(model, short.val_x, short.val_y, short.info)
@@ -102,8 +102,8 @@ def main() -> None:
         model = build(spec).to(device)
         train(model, full, TrainConfig(args.retrain_epochs, label_smoothing=0.1))  # nas train's recipe
         reference = measure_accuracy(model, full.test_x, full.test_y, full.info)
-        rows.append({"arch": spec.to_string(), "params": check(spec, cfg.constraints()).params,
-                     "macs": check(spec, cfg.constraints()).macs,
+        verdict = check(spec, cfg.constraints())
+        rows.append({"arch": spec.to_string(), "params": verdict.params, "macs": verdict.macs,
                      "score_stale": stale, "score_reestimated": fresh, "score_history": result.history,
                      "reference_test_acc": reference, "search_seconds": round(t1 - t0, 1),
                      "retrain_seconds": round(time.perf_counter() - t1, 1)})

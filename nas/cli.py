@@ -39,7 +39,7 @@ def _int(text: str) -> int:
 
 def _add_search(sub) -> None:
     from nas.config import PRUNERS, SAMPLERS
-    from nas.data import dataset_names
+    from nas.datasets import dataset_names
     from search_spaces import space_names
 
     p = sub.add_parser("search", help="search architectures under a parameter budget",

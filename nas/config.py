@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 import search_spaces
-from nas import data as datasets
+from nas import datasets
 from nas import store
 from nas.budget import Constraints
 from nas.device import resolve_device

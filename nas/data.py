@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from nas import datasets
-from nas.datasets import check_name, dataset_names, label  # noqa: F401  (the names users pass)
 from nas.errors import DataError
 
 VAL_FRACTION = 0.1
@@ -60,7 +59,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, fallback: str = "data")
 
 def load(name: str, data_dir=None, download: bool = False, limit_train: int | None = None,
          image_size: int | None = None, grayscale: bool = False) -> Data:
-    check_name(name)
+    datasets.check_name(name)
     if limit_train is not None and limit_train < 1:
         raise DataError(f"--limit-train must be a positive number of images, got {limit_train}")
     kind, path = datasets.split_name(name)

@@ -235,7 +235,6 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
         eval_seconds += time.perf_counter() - t0
         if on_report is not None:
             on_report(len(history), history[-1])
-        model.train()
 
     for epoch in range(cfg.epochs):
         model.train()
