@@ -146,6 +146,8 @@ def search_end_to_end(args, out_dir: Path) -> dict:
         cmd += ["--data-dir", args.data_dir]
     if args.limit_train:
         cmd += ["--limit-train", str(args.limit_train)]
+    if args.search_max_macs:
+        cmd += ["--max-macs", args.search_max_macs]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -203,6 +205,7 @@ def main() -> None:
     parser.add_argument("--search-trials", type=int, default=100, help="(e); 0 skips")
     parser.add_argument("--search-epochs", type=int, default=3)
     parser.add_argument("--search-jobs", type=int, default=8)
+    parser.add_argument("--search-max-macs", help="(e): --max-macs for the search (default none)")
     parser.add_argument("--memory-trials", type=int, default=200, help="(f), CUDA only; 0 skips")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args()

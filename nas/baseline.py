@@ -36,6 +36,9 @@ HAND_DESIGNS = {
     # 46,634 params with 10 classes, 46,247 with FER2013's 7. The widths are the only ones
     # of this family with exactly those counts; the strides are ours.
     "mobilenet-48k": "c8k3-dw48k3s2-dw64k3-dw64k3s2-dw64k3-dw96k3s2-dw96k3-dw128k3-gap",
+    # What people hand-design at ~8k params: five 3x3 convs with batch norm, two max-pools,
+    # global average pooling, no dense layer: 7,578 params, 1.64M MACs on MNIST.
+    "mnist-gap-8k": "c8k3-c12k3p-c16k3-c16k3p-c16k3-gap",
 }
 
 
@@ -43,6 +46,9 @@ HAND_DESIGNS = {
 class BaselineConfig(TrainingRun):
     name: str
     epochs: int = 12
+    # The search's images by default, so the front's points and this one are comparable;
+    # --limit-train N (N >= the split: all of them) to compare with a `nas train` retrain.
+    limit_train: int | str = store.RECORDED
 
 
 def adapt_torchvision(name: str, in_channels: int, num_classes: int) -> nn.Module:
@@ -80,7 +86,7 @@ def make(name: str, info) -> tuple[nn.Module, str, int, int]:
 
 def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
-    _, data, device = cfg.load()  # the search's images, so its front and this are comparable
+    _, data, device = cfg.load(cfg.limit_train)
     model, what, params, macs = make(cfg.name, data.info)
     torch.manual_seed(cfg.seed)
     model = model.to(device)
@@ -92,7 +98,8 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
                                       f"{time.perf_counter() - start:7.1f}s"))
     row = {"name": cfg.name, "model": what, "params": params, "macs": macs,
            "val_acc": result.val_acc, "test_acc": measure_accuracy(model, data.test_x, data.test_y, data.info),
-           "epochs": cfg.epochs, "augment": cfg.augment, "train_time": round(result.seconds, 2),
+           "epochs": cfg.epochs, "train_images": len(data.train_x), "augment": cfg.augment,
+           "train_time": round(result.seconds, 2),
            "device": str(device)}
     rows = [r for r in store.read_baselines(study_dir)
             if (r["name"], r["epochs"]) != (cfg.name, cfg.epochs)]

@@ -250,6 +250,8 @@ def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     p.add_argument("--label-smoothing", type=float, help=f"default {label_smoothing}")
     p.add_argument("--seed", type=_int, help="default 0")
     p.add_argument("--augment", help="none | crop | flip-crop (default: the search's)")
+    p.add_argument("--limit-train", type=_int, help="train on at most N images (default: nas train "
+                                                   "all of them, nas baseline the search's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,14 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "as nas export writes)")
     p.add_argument("--temperature", type=float, help="distillation temperature (default 4)")
     p.add_argument("--alpha", type=float, help="weight of the distillation loss (default 0.5)")
-    p.add_argument("--limit-train", type=_int, help="train on at most N images (default: all, "
-                                                   "even when the search used fewer)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("baseline", help="train a reference model on a study's data; its point "
                                         "goes on the study's Pareto plot")
     p.add_argument("name", help="torchvision model (resnet18, resnet34, mobilenet_v2, ...), a hand "
-                                "design (mnist-cnn-110k, mnist-cnn-1.2m, mobilenet-48k) or a spec string")
+                                "design (mnist-cnn-110k, mnist-cnn-1.2m, mobilenet-48k, mnist-gap-8k) or a spec")
     p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
     _add_training_flags(p, epochs=12, label_smoothing=0)
     p.set_defaults(func=cmd_baseline)

@@ -19,8 +19,15 @@ def studies(searched_synthetic, tmp_path_factory):
     return runs
 
 
-def test_hand_designs_have_the_published_parameter_counts():
-    expected = {"mnist-cnn-110k": 110_986, "mnist-cnn-1.2m": 1_199_882, "mobilenet-48k": 46_634}
+def test_hand_designs_have_the_published_parameter_counts(capsys):
+    from nas.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["baseline", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in HAND_DESIGNS)  # the help lists every one
+    expected = {"mnist-cnn-110k": 110_986, "mnist-cnn-1.2m": 1_199_882, "mobilenet-48k": 46_634,
+                "mnist-gap-8k": 7_578}
     for name, params in expected.items():
         spec = ArchSpec.from_string(HAND_DESIGNS[name], 1, 28, 28, 10)
         assert count_params(spec) == params == sum(p.numel() for p in build(spec).parameters())
@@ -36,10 +43,14 @@ def test_baselines_train_on_the_study_data_and_join_its_plot(studies, run):
     assert code == 0, err
     code, out, err = run("baseline", "mnist-cnn-110k", study, "--epochs", 2)
     assert code == 0, err
+    code, out, err = run("baseline", "mnist-gap-8k", study, "--epochs", 1, "--limit-train", 300)
+    assert code == 0, err
     rows = {r["name"]: r for r in json.loads((study / "baselines.json").read_text())}
     # resnet18 adapted to 1 input channel and 4 classes: 11,689,512 - 9,408 + 3,136 - 513,000 + 2,052
     assert rows["resnet18"]["params"] == 11_172_292 and rows["resnet18"]["model"] == "torchvision resnet18"
     assert rows["mnist-cnn-110k"]["epochs"] == 2 and rows["mnist-cnn-110k"]["val_acc"] > 0.5
+    # The search's images unless --limit-train says otherwise.
+    assert rows["mnist-gap-8k"]["train_images"] == 300 < rows["mnist-cnn-110k"]["train_images"]
     assert 0 <= rows["resnet18"]["test_acc"] <= 1
     code, out, _ = run("pareto", study)
     assert "resnet18" in out and "mnist-cnn-110k" in out

@@ -13,7 +13,9 @@ def test_throughput_benchmark_runs_every_cpu_part_and_reports_ratios(tmp_path, m
                            "--device", "cpu", "--data-dir", str(mnist_dir), "--limit-train", "600",
                            "--repeats", "1", "--jobs", "2", "--job-epochs", "1",
                            "--accuracy-epochs", "1", "--search-trials", "2", "--search-epochs", "1",
-                           "--search-jobs", "2", "--json", str(figures)],
+                           "--search-jobs", "2",
+                           "--search-max-macs", "300k",  # small nets: the test checks the plumbing
+                           "--json", str(figures)],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -30,6 +32,7 @@ def test_quality_benchmark_scores_each_configuration_by_hypervolume(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "quality.py"),
                            "--datasets", "synthetic", "--configs", "random,pareto", "--seeds", "0",
                            "--budget", "20000", "--seconds", "4", "--epochs", "2",
+                           "--max-macs", "300000",
                            "--json", str(figures)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -240,7 +240,8 @@ def test_weak_trials_are_pruned_inside_their_first_epoch(tmp_path, run, pruner):
     """Four reports an epoch: the pruners may stop a trial before its first epoch ends; a
     trial's last report scores the whole validation split."""
     code, out, err = run("search", "--dataset", "synthetic", "--space", "mobilenet", "--budget",
-                         BUDGET, "--epochs", 1, "--trials", 10, "--pruner", pruner, "--runs-dir",
+                         BUDGET, "--epochs", 1, "--trials", 10, "--pruner", pruner, "--max-macs", "300k",
+                         "--runs-dir",
                          tmp_path, "--study", "p", "--no-progress")
     assert code == 0, err
     study = load(tmp_path / "p")
