@@ -46,9 +46,7 @@ HAND_DESIGNS = {
 class BaselineConfig(TrainingRun):
     name: str
     epochs: int = 12
-    # The search's images by default, so the front's points and this one are comparable;
-    # --limit-train N (N >= the split: all of them) to compare with a `nas train` retrain.
-    limit_train: int | str = store.RECORDED
+    limit_train: int | str | None = store.RECORDED  # --limit-train N >= the split: all images
 
 
 def adapt_torchvision(name: str, in_channels: int, num_classes: int) -> nn.Module:
@@ -86,7 +84,7 @@ def make(name: str, info) -> tuple[nn.Module, str, int, int]:
 
 def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
-    _, data, device = cfg.load(cfg.limit_train)
+    _, data, device = cfg.load()
     model, what, params, macs = make(cfg.name, data.info)
     torch.manual_seed(cfg.seed)
     model = model.to(device)

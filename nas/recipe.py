@@ -23,21 +23,26 @@ class TrainingRun:
     label_smoothing: float = 0.0
     seed: int = 0
     augment: str | None = None  # None: the search's --augment, else the dataset's own
+    # Images to train on: None every one (nas train), RECORDED the search's --limit-train
+    # (nas baseline, so its star sits among the front's points), else at most N.
+    limit_train: int | str | None = None
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "seed"):
             check_int(name, getattr(self, name))
+        if self.limit_train != store.RECORDED:
+            check_int("limit_train", self.limit_train)
         check_positive("lr", self.lr)
         check_choice("augment", self.augment, AUGMENTS)
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
 
-    def load(self, limit_train=store.RECORDED):
+    def load(self):
         """(study, its data on the device, the device), after every check."""
         self.validate()
         study = store.load_study(self.study_dir)
         device = resolve_device(self.device)
-        data = store.load_study_data(study, self.data_dir, limit_train)
+        data = store.load_study_data(study, self.data_dir, self.limit_train)
         if data is None:
             raise UsageError(f"the dataset of study {study.study_name!r} "
                              f"({study.user_attrs['data']['name']}) was not found; pass --data-dir")

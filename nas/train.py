@@ -35,7 +35,6 @@ class RetrainConfig(TrainingRun):
     teacher: str | None = None  # TorchScript file
     temperature: float = 4.0
     alpha: float = 0.5
-    limit_train: int | None = None  # default: every training image, whatever the search used
 
     def validate(self) -> None:
         super().validate()
@@ -69,7 +68,7 @@ def load_teacher(path: str, data, device: torch.device) -> torch.nn.Module:
 
 def retrain(cfg: RetrainConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
-    study, data, device = cfg.load(cfg.limit_train)
+    study, data, device = cfg.load()
     trial = store.pick_trial(study, cfg.trial)
     teacher = load_teacher(cfg.teacher, data, device) if cfg.teacher else None
     tag = "kd" if teacher is not None else ""

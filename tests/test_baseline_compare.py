@@ -56,6 +56,8 @@ def test_baselines_train_on_the_study_data_and_join_its_plot(studies, run):
     assert "resnet18" in out and "mnist-cnn-110k" in out
     code, _, err = run("baseline", "nonsense", study)
     assert code == 2 and "unknown baseline 'nonsense'" in err
+    code, _, err = run("baseline", "mnist-gap-8k", study, "--limit-train", 0)
+    assert code == 2 and "--limit-train must be an integer >= 1, got 0" in err
 
 
 def test_compare_tables_the_spaces_at_equal_parameter_limits(studies, run, tmp_path):

@@ -22,6 +22,7 @@ from nas.data import Data
 from nas.device import heap_bytes
 from nas.model import build
 from nas.search.recovery import STOP_SIGNALS, abandon, stop_signal
+from nas.search.study import epochs_done
 from nas.trainer import TrainConfig, train
 
 TrialState = optuna.trial.TrialState
@@ -153,11 +154,6 @@ def failure_reason(exc: BaseException) -> str:
 
 STOP_STARTUP = 5  # size_aware_stop: completed peers needed before it stops anything
 STOP_SIMILAR = 1.1  # peers: completed trials with at most 10% more params
-
-
-def epochs_done(step: int, reports_per_epoch: int = REPORTS_PER_EPOCH) -> str:
-    """Report ``step`` (from 1) as epochs trained: '0.25', '1', '2.5'."""
-    return f"{step / reports_per_epoch:g}"
 
 
 def size_aware_stop(completed: list, step: int, val_acc: float, params: int) -> str | None:

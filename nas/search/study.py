@@ -112,6 +112,11 @@ def clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
+def epochs_done(step: int, reports_per_epoch: int = REPORTS_PER_EPOCH) -> str:
+    """Report ``step`` (from 1) as epochs trained: '0.25', '1', '2.5'."""
+    return f"{step / reports_per_epoch:g}"
+
+
 def trial_line(t: optuna.trial.FrozenTrial) -> str:
     attrs = t.user_attrs
     seconds = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -127,8 +132,8 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
     elif t.state == TrialState.FAIL:
         state = f"FAILED ({attrs.get('fail_reason', 'see the dashboard')})"
     elif t.state == TrialState.PRUNED:
-        epochs = len(history) / attrs.get("reports_per_epoch", 1)
-        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} at {epochs:g} epochs"
+        epochs = epochs_done(len(history), attrs.get("reports_per_epoch", 1))
+        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} at {epochs} epochs"
     else:
         state = t.state.name
     return (f"trial {t.number:>3}  {attrs.get('space', '?'):<9} {attrs.get('params', 0):>8,} params"
