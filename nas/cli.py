@@ -70,7 +70,7 @@ def _add_search(sub) -> None:
                    help="training batch size (default 128 on CPU, 512 on a GPU)")
     g.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine "
                                              "(default 0.005 x sqrt(batch/128): 0.005 at 128, 0.01 at 512)")
-    g.add_argument("--augment", help="none | crop | flip-crop (default: the dataset's own)")
+    g.add_argument("--augment", help="none | crop | flip-crop | affine (default: the dataset's own)")
     g.add_argument("--seed", type=_int, help="sampler and training seed (default 0)")
 
     g = p.add_argument_group("search")
@@ -249,7 +249,7 @@ def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
     p.add_argument("--label-smoothing", type=float, help=f"default {label_smoothing}")
     p.add_argument("--seed", type=_int, help="default 0")
-    p.add_argument("--augment", help="none | crop | flip-crop (default: the search's)")
+    p.add_argument("--augment", help="none | crop | flip-crop | affine (default: the search's)")
     p.add_argument("--limit-train", type=_int, help="train on at most N images (default: nas train "
                                                    "all of them, nas baseline the search's)")
 

@@ -27,7 +27,9 @@ from nas.evaluate import BN_IMAGES, autocast, normalize, stats, validate
 log = logging.getLogger("nas")
 
 PRECISIONS = ("auto", "bf16", "fp32")
-AUGMENTS = ("none", "crop", "flip-crop")
+AUGMENTS = ("none", "crop", "flip-crop", "affine")
+# affine: a small random rotation, scale and shift per image, the classic digit augmentation.
+AFFINE_DEGREES, AFFINE_SCALE, AFFINE_SHIFT = 10.0, 0.1, 0.1  # shift: share of the half-side
 WARMUP_STEPS = 3  # eager steps before capture: they create the optimiser state and warm cuDNN
 
 
@@ -89,12 +91,29 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
+def random_affine(x: torch.Tensor) -> torch.Tensor:
+    """Each image rotated by up to AFFINE_DEGREES, scaled by 1 +- AFFINE_SCALE and shifted
+    by up to AFFINE_SHIFT of its half-side, resampled bilinearly; outside is 0, the mean."""
+    n = x.shape[0]
+    draw = (torch.rand(n, 4, device=x.device) * 2 - 1).float()  # uniform in [-1, 1]
+    angle = draw[:, 0] * math.radians(AFFINE_DEGREES)
+    scale = 1 + draw[:, 1] * AFFINE_SCALE
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, draw[:, 2] * AFFINE_SHIFT], 1),
+                         torch.stack([sin, cos, draw[:, 3] * AFFINE_SHIFT], 1)], 1)
+    grid = nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, align_corners=False)
+
+
 def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Random horizontal flip and/or random translation (pad by 1/8 of the side, crop back)
-    of a normalised batch, per image, on the batch's device. Shapes never depend on the
-    draw, so this can sit inside a CUDA graph. Padding is 0, the dataset mean."""
+    """Random horizontal flip and/or random translation (pad by 1/8 of the side, crop back),
+    or a random affine warp (random_affine), of a normalised batch, per image, on the batch's
+    device. Shapes never depend on the draw, so this can sit inside a CUDA graph. Padding is
+    0, the dataset mean."""
     if kind == "none":
         return x
+    if kind == "affine":
+        return random_affine(x).contiguous(memory_format=torch.channels_last)
     n, c, h, w = x.shape
     if "flip" in kind:
         flip = torch.rand(n, 1, 1, 1, device=x.device) < 0.5

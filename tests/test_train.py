@@ -66,9 +66,26 @@ def test_augment_flips_and_translates_each_image_without_changing_its_shape():
     assert changed > 8  # and most were moved: the draw is per image
 
 
+def test_affine_augment_warps_each_image_a_little_and_differently():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 13:15, 13:15] = 1.0  # a dot at the centre
+    out = augment(x.contiguous(memory_format=torch.channels_last), "affine")
+    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = out[:, 0].sum((1, 2))
+    cy, cx = (out[:, 0] * ys).sum((1, 2)) / mass, (out[:, 0] * xs).sum((1, 2)) / mass
+    # Rotation and scale keep the centre; the shift moves it by at most 10% of 14 px, times
+    # the scale (up to 1.1): 1.54 px.
+    assert ((cy - 13.5).abs() <= 1.6).all() and ((cx - 13.5).abs() <= 1.6).all()
+    assert ((mass - 4).abs() <= 4 * 0.25).all()  # scale 0.9-1.1: the dot's area barely changes
+    assert len({(round(a, 3), round(b, 3)) for a, b in zip(cy.tolist(), cx.tolist())}) > 32
+
+
 def test_training_with_augmentation_still_learns(data):
     # Flips and shifts blur these fixed random patterns, yet it must learn far above 0.25.
     assert _train(data, augment="flip-crop").val_acc > 0.5
+    assert _train(data, augment="affine").val_acc > 0.5
 
 
 def test_a_briefly_trained_net_is_scored_with_re_estimated_batch_norm_statistics(mnist_dir):
