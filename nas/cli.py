@@ -52,6 +52,8 @@ def _add_search(sub) -> None:
     g.add_argument("--budget", type=_int, help="max trainable params, e.g. 50000 or 50k (default 50k)")
     g.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
     g.add_argument("--max-macs", type=_int, help="max multiply-accumulates per image")
+    g.add_argument("--min-speed", type=_int, help="stop a trial at its first report if it trains "
+                                                  "fewer images/s than this here (keeps retrains short)")
     g.add_argument("--fill", type=float, help="prefer nets using at least this share of the "
                                               "budget, e.g. 0.9 (default 0: any size)")
 
@@ -234,8 +236,6 @@ def cmd_count(args) -> int:
     from nas.count import count, parse_shape, table
 
     shape = parse_shape(args.input) if args.input else None
-    if args.classes is not None and args.classes < 1:
-        raise UsageError(f"--classes must be an integer >= 1, got {args.classes}")
     print(table(count(args.model, shape, args.classes)))
     return 0
 

@@ -56,6 +56,7 @@ class SearchConfig:
     timeout: int | None = None  # seconds: stop starting trials after this long
     conv_layers: tuple[int, int] | None = None
     max_macs: int | None = None
+    min_speed: int | None = None  # images/s a trial must train at here (nas.trainer.TooSlow)
     fill: float = 0.0  # draw widths so nets use at least this share of the budget (0: off)
     seed: int = 0
     batch_size: int | None = None  # None: 128 on CPU, 512 on a GPU
@@ -82,7 +83,7 @@ class SearchConfig:
                              f"multi-objective studies); --objective {self.objective} stops trials "
                              f"with its own rule: --pruner median (default) or none")
         for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
-                     "jobs", "image_size", "seed", "timeout"):
+                     "min_speed", "jobs", "image_size", "seed", "timeout"):
             check_int(name, getattr(self, name))
         check_positive("memory_limit", self.memory_limit, "a number of GiB > 0", high=1e6)
         check_positive("lr", self.lr)

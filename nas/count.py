@@ -51,6 +51,8 @@ def torchvision_names() -> list[str]:
 
 def count(target: str, input_shape: tuple[int, int, int] | None = None,
           num_classes: int | None = None) -> Count:
+    if num_classes is not None and num_classes < 1:
+        raise UsageError(f"--classes must be an integer >= 1, got {num_classes}")
     if Path(target).is_file():
         return _count_torchscript(Path(target), input_shape)
     if target in torchvision_names():

@@ -20,6 +20,7 @@ INT_RANGES = {
     "batch_size": (1, 1 << 20),
     "limit_train": (1, None),
     "max_macs": (1, None),
+    "min_speed": (1, None),  # training images per second
     "jobs": (1, 1024),
     "image_size": (4, 4096),
     "timeout": (1, 366 * 86400),  # seconds

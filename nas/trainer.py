@@ -37,6 +37,11 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+class TooSlow(RuntimeError):
+    """Training ran below TrainConfig.min_speed images per second, measured up to the
+    first report (evaluation and graph capture excluded)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 3
@@ -57,6 +62,10 @@ class TrainConfig:
     # re-estimated on quick_images training images, then the first quick_images of validation.
     reports_per_epoch: int = 1
     quick_images: int = 500
+    # Stop at the first report if training ran below this many images/s. MACs are a loose
+    # guide to CPU time (issue 14: a 1.2M-MAC net trained 8x slower than a 1.6M-MAC one), so
+    # a search that must leave time for a retrain can cap the measured speed instead.
+    min_speed: float | None = None
 
 
 @dataclass
@@ -241,11 +250,19 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     reports = report_steps(steps_per_epoch, cfg.reports_per_epoch)
     quick = replace(data, val_x=data.val_x[:cfg.quick_images], val_y=data.val_y[:cfg.quick_images])
 
-    def report(epoch: int, at_end: bool) -> None:
+    def report(epoch: int, steps_done: int, at_end: bool) -> None:
         nonlocal eval_seconds
         # One check per report: a per-step check would synchronise the device every step.
         if not torch.isfinite(loss_sum):
             raise Diverged(f"training loss became {loss_sum.item()} in epoch {epoch + 1}")
+        if cfg.min_speed and not history:
+            # Timed from the end of the warm-up steps, which pay one-off costs (allocation,
+            # kernel selection) that made a process's first trial look 2x slower.
+            t0, k0 = speed_mark if speed_mark[1] < steps_done else (loop_start, 0)
+            seconds = time.perf_counter() - t0 - capture_seconds
+            speed = (steps_done - k0) * batch / max(seconds, 1e-9)
+            if speed < cfg.min_speed:
+                raise TooSlow(f"too slow: {speed:,.0f} images/s < {cfg.min_speed:,.0f}")
         t0 = time.perf_counter()
         if at_end:
             history.append(validate(model, data, bf16, cfg.bn_images))
@@ -255,6 +272,8 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
         if on_report is not None:
             on_report(len(history), history[-1])
 
+    loop_start = time.perf_counter()
+    speed_mark = (loop_start, 0)  # (time, steps done) where the --min-speed clock starts
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
@@ -281,8 +300,12 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
                 torch.cuda.current_stream().wait_stream(side)
             else:
                 step()
+            if cfg.min_speed and k + 1 == WARMUP_STEPS:
+                if on_cuda:
+                    torch.cuda.synchronize(device)
+                speed_mark = (time.perf_counter(), k + 1)
             if s + 1 in reports:
-                report(epoch, at_end=s + 1 == steps_per_epoch)
+                report(epoch, k + 1, at_end=s + 1 == steps_per_epoch)
     del graph  # frees the graph's private memory pool with it
     return TrainResult(history[-1], cfg.epochs, time.perf_counter() - start, history, batch,
                        peak_lr, bf16, want_graph, fallback, capture_seconds, eval_seconds)

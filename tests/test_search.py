@@ -142,6 +142,21 @@ def test_failing_trials_do_not_stop_the_search(tmp_path, run):
     assert code == 2 and "no completed trial" in err
 
 
+def test_trials_slower_than_min_speed_are_stopped_at_their_first_report(tmp_path, run):
+    code, out, err = run("search", "--dataset", "synthetic", "--trials", 2, "--epochs", 1,
+                         "--min-speed", "1000M", "--runs-dir", tmp_path, "--study", "slow",
+                         "--no-progress", "--budget", BUDGET)
+    assert code == 0, err  # no trial completed, and that is no crash
+    study = load(tmp_path / "slow")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    for t in study.trials:
+        assert not t.intermediate_values  # stopped before its first report was scored
+        speed = float(t.user_attrs["too_slow"].split()[2].replace(",", ""))
+        assert 10 < speed < 1_000_000_000
+        assert f"TOO SLOW ({speed:,.0f} images/s < 1,000,000,000)" in out
+    assert "0 complete, 2 pruned" in out
+
+
 def test_config_preset_with_flags_overriding(tmp_path, run):
     preset = tmp_path / "syn.toml"
     preset.write_text('dataset = "synthetic"\nspace = "cnn"\nbudget = 15000\ntrials = 5\n'

@@ -9,7 +9,7 @@ import torch
 from nas.arch import ArchSpec
 from nas.data import load
 from nas.model import build
-from nas.trainer import TrainConfig, augment, train
+from nas.trainer import TooSlow, TrainConfig, augment, train
 
 SPEC = "c16k3-dw32k3s2-dw32k3s2-gap"
 
@@ -42,6 +42,15 @@ def test_failed_capture_falls_back_to_the_same_eager_training_and_says_so_once(d
         assert result.history == eager.history  # the fallback is the eager step, exactly
     notes = [r.message for r in caplog.records if "CUDA graph capture failed" in r.message]
     assert len(notes) == 1 and forced[0].graph_fallback in notes[0]
+
+
+def test_min_speed_stops_a_run_at_its_first_report_with_the_speed_it_measured(data):
+    result = _train(data, min_speed=1)  # any machine trains faster than 1 image/s
+    throughput = len(data.train_x) * 3 / result.seconds  # evaluation included: a lower bound
+    with pytest.raises(TooSlow, match=r"too slow: [\d,]+ images/s < 1,000,000,000,000") as caught:
+        _train(data, min_speed=1e12, reports_per_epoch=2)
+    measured = float(caught.value.args[0].split()[2].replace(",", ""))
+    assert 0.5 * throughput < measured < 10 * throughput  # images per second, not per step
 
 
 def test_bf16_autocast_stays_as_accurate_as_fp32(data):

@@ -23,7 +23,7 @@ from nas.device import heap_bytes
 from nas.model import build
 from nas.search.recovery import STOP_SIGNALS, abandon, stop_signal
 from nas.search.study import epochs_done
-from nas.trainer import TrainConfig, train
+from nas.trainer import TooSlow, TrainConfig, train
 
 TrialState = optuna.trial.TrialState
 
@@ -106,6 +106,9 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
         result = train(model.to(device), data, trial_train_config(cfg, trial.number), on_report)
     except optuna.TrialPruned:
         raise
+    except TooSlow as exc:  # a measured constraint: pruned like an early stop, not failed
+        trial.set_user_attr("too_slow", str(exc))
+        raise optuna.TrialPruned(f"{exc} (--min-speed)") from None
     except Exception as exc:
         reason = failure_reason(exc)
     if reason is not None:
@@ -139,7 +142,7 @@ def trial_train_config(cfg: SearchConfig, number: int) -> TrainConfig:
     return TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + number,
                        precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
                        augment=cfg.augment, reports_per_epoch=REPORTS_PER_EPOCH,
-                       quick_images=QUICK_IMAGES)
+                       quick_images=QUICK_IMAGES, min_speed=cfg.min_speed)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -131,6 +131,8 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
         state = f"INFEASIBLE ({attrs['infeasible']})"
     elif t.state == TrialState.FAIL:
         state = f"FAILED ({attrs.get('fail_reason', 'see the dashboard')})"
+    elif "too_slow" in attrs:
+        state = f"TOO SLOW ({attrs['too_slow'].removeprefix('too slow: ')})"
     elif t.state == TrialState.PRUNED:
         epochs = epochs_done(len(history), attrs.get("reports_per_epoch", 1))
         state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} at {epochs} epochs"
