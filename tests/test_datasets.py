@@ -136,11 +136,42 @@ def test_image_folder_decodes_resizes_and_caches(tmp_path):
     assert torch.equal(data.test_x[1], torch.from_numpy(np.array(first)).permute(2, 0, 1))
     small = load(f"folder:{tree}", image_size=8, grayscale=True)
     assert small.info.input_shape == (1, 8, 8)
-    cache = list(Path(os.environ["NAS_CACHE_DIR"]).glob("*.pkl"))
-    assert len(cache) >= 2 and not any(p.suffix == ".pkl" for p in tree.rglob("*"))
+    cache = list(Path(os.environ["NAS_CACHE_DIR"]).glob("*.npz"))
+    assert len(cache) >= 2 and not any(p.suffix == ".npz" for p in tree.rglob("*"))
     # A changed file invalidates the cache: decoded again, not served stale.
     Image.fromarray(np.zeros((16, 20, 3), np.uint8)).save(tree / "test" / "cat" / "1.png")
     assert load(f"folder:{tree}").test_x[1].sum() == 0
+
+
+class _Planted:
+    """Unpickling this runs code: it creates the file named in it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_planted_or_torn_cache_file_runs_no_code_and_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    tree = make_tree(tmp_path / "pets")
+    clean = load(f"folder:{tree}")
+    [cache] = (tmp_path / "cache").glob("*.npz")
+    marker = tmp_path / "code-ran"
+    planted = [lambda f: np.savez(f, classes=np.array([_Planted(marker)], dtype=object)),  # pickle inside
+               lambda f: f.write_bytes(__import__("pickle").dumps(_Planted(marker))),  # a bare pickle
+               lambda f: f.write_bytes(cache.read_bytes()[:200]),  # torn
+               lambda f: np.savez(f, classes=np.array(["cat", "dog"]), x_train=np.zeros((2, 3))),
+               lambda f: f.write_bytes(b"")]
+    good = cache.read_bytes()
+    for plant in planted:
+        plant(cache)
+        data = load(f"folder:{tree}")
+        assert not marker.exists()
+        assert torch.equal(data.train_x, clean.train_x) and data.info.classes == ("cat", "dog")
+        assert cache.read_bytes() == good  # rewritten from a fresh decode
+    assert not list((tmp_path / "cache").glob("*.tmp*"))
 
 
 def test_grey_images_load_as_one_channel(tmp_path):

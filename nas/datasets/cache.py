@@ -1,31 +1,76 @@
 """Decode once: a slow reader's result kept under $NAS_CACHE_DIR (default ~/.cache/nas),
-keyed by the path, every file's size and mtime, and what was asked; never beside the data."""
+keyed by the path, every file's size and mtime, and what was asked; never beside the data.
+
+A reader returns (splits, classes): {split: (uint8 images N x C x H x W, int64 labels)} and
+the class names. They are stored as plain arrays in an .npz and read back with
+allow_pickle=False, then checked: a file someone planted under the cache's name (the name
+is predictable) can hold no code that runs, and a torn or foreign file is decoded again.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import pickle
+import zipfile
 from pathlib import Path
+
+import numpy as np
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NAS_CACHE_DIR") or Path.home() / ".cache" / "nas")
 
 
 def cached(path: Path, what: str, read):
     files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
     key = hashlib.sha256(json.dumps([str(path.resolve()), what] + [
         (str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]).encode()).hexdigest()[:24]
-    cache = Path(os.environ.get("NAS_CACHE_DIR") or Path.home() / ".cache" / "nas") / f"{key}.pkl"
+    cache = cache_dir() / f"{key}.npz"
     if cache.is_file():
-        try:
-            return pickle.loads(cache.read_bytes())
-        except Exception:  # a torn or stale cache file: decode again
-            pass
+        result = _load(cache)
+        if result is not None:
+            return result
     result = read()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(result, protocol=5))
+        tmp = cache.with_name(f"{key}.{os.getpid()}.tmp.npz")
+        _save(tmp, *result)
         tmp.replace(cache)  # atomic: concurrent workers never read half a file
     except OSError:
         pass  # no cache then; correctness does not depend on it
     return result
+
+
+def _save(file: Path, splits: dict, classes) -> None:
+    arrays = {"classes": np.array(list(classes), dtype=str)}
+    for split, (x, y) in splits.items():
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+    with open(file, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load(file: Path):
+    """(splits, classes), or None for anything but what _save writes."""
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+        return None
+    classes = arrays.pop("classes", None)
+    if classes is None or classes.ndim != 1 or classes.dtype.kind != "U":
+        return None
+    splits = {}
+    for name in arrays:
+        if name.startswith("x_"):
+            split = name[2:]
+            x, y = arrays[name], arrays.get(f"y_{split}")
+            if (y is None or x.dtype != np.uint8 or x.ndim != 4 or y.dtype != np.int64
+                    or y.shape != (len(x),)):
+                return None
+            splits[split] = (x, y)
+    if len(arrays) != 2 * len(splits):
+        return None
+    return splits, tuple(str(c) for c in classes)

@@ -61,7 +61,7 @@ def read(request):
     candidates = [path, (path or root) / "fer2013.csv", root / "fer2013" / "fer2013.csv"]
     csv_path = next((p for p in candidates if p is not None and p.is_file()), None)
     if csv_path is not None:
-        splits = cached(csv_path, "fer2013", lambda: read_fer_csv(csv_path))
+        splits, _ = cached(csv_path, "fer2013", lambda: (read_fer_csv(csv_path), FER_CLASSES))
     else:
         arrays = [p for p in ((path or root) / "fer2013.tar.xz", root / "fer2013" / "fer2013.tar.xz")
                   if p.is_file()]
