@@ -22,6 +22,7 @@ from pathlib import Path
 import optuna
 import torch
 
+from nas import journal
 from nas.arch import ArchSpec
 from nas.data import Data, load, resolve_data_dir
 from nas.errors import DataError, UsageError
@@ -46,10 +47,12 @@ def open_storage(url: str):
     path of an Optuna journal file (created when missing)."""
     try:
         if "://" not in url:
-            backend = optuna.storages.journal.JournalFileBackend(
-                url, lock_obj=optuna.storages.journal.JournalFileOpenLock(url))
+            journal.repair(url)
+            backend = optuna.storages.journal.JournalFileBackend(url, lock_obj=journal.open_lock(url))
             return optuna.storages.JournalStorage(backend)
         return _open_database(url)
+    except UsageError:
+        raise
     except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable file
         hint = ("; install the PostgreSQL driver: pip install -e \".[postgres]\""
                 if isinstance(exc, ImportError) and url.startswith("postgresql") else "")

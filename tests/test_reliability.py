@@ -169,3 +169,46 @@ def test_four_workers_fill_one_study_with_200_trials_none_lost_none_twice(tmp_pa
                for t in trials)  # finished: trained, or infeasible (never built); none failed
     assert len({t.user_attrs["pid"] for t in trials}) == 4  # all four workers took part
     print(f"4 workers, 200 trials on {storage}: {seconds:.1f} s")
+
+
+def test_a_torn_journal_tail_is_cut_back_and_the_study_goes_on(searched_synthetic, tmp_path, run):
+    """A kill or a full disk mid-append leaves a last line with no newline; Optuna's next
+    append would glue a record to it and make the whole journal unreadable."""
+    from conftest import copy_study
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
+    journal = study_dir / "journal.log"
+    whole = journal.read_bytes()
+    os.truncate(journal, len(whole) - 40)  # the issue's repro: the last record torn
+    kept = whole[:whole.rstrip(b"\n").rfind(b"\n") + 1]
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--budget", 20_000,
+                         "--trials", 4, "--epochs", 1, "--runs-dir", tmp_path / "runs",
+                         "--study", "syn", "--no-progress")
+    assert code == 0, err
+    assert err.count("cut a torn last record (") == 1
+    records = kept.count(b"\n")
+    assert f"the {records} records before it are kept" in err
+    assert journal.read_bytes().startswith(kept)  # nothing before the tear was touched
+    study = store.load_study(study_dir)
+    assert len(study.trials) == 4 and len(store.completed_trials(study)) >= 3
+    code, _, err = run("pareto", study_dir)
+    assert code == 0 and "torn" not in err
+
+
+def test_a_damaged_journal_line_is_named_and_the_file_left_as_it_is(searched_synthetic, tmp_path, run):
+    from conftest import copy_study
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
+    journal = study_dir / "journal.log"
+    lines = journal.read_bytes().split(b"\n")
+    lines[6] = b'{"op_code": 5, "trial_id"' + b"\x00" * 20  # not a record, newline after it
+    journal.write_bytes(b"\n".join(lines))
+    damaged = journal.read_bytes()
+    for args in (["pareto", study_dir], ["export", study_dir, "--best"],
+                 ["search", "--dataset", "synthetic", "--space", "cnn", "--budget", 20_000,
+                  "--trials", 4, "--runs-dir", tmp_path / "runs", "--study", "syn"]):
+        code, _, err = run(*args)
+        assert code == 2 and err.count("\n") == 1, (args, err)
+        assert "journal.log, line 7: not an Optuna journal record" in err
+        assert "the 6 records before it are intact: keep them with `head -n 6 " in err
+        assert journal.read_bytes() == damaged
