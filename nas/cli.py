@@ -181,11 +181,11 @@ def cmd_export(args) -> int:
 def cmd_dashboard(args) -> int:
     from optuna_dashboard import run_server
 
-    from nas import store
+    from nas import store, urls
 
     store.load_study(args.study_dir)  # validates the folder and the storage
     url = store.read_pointer(args.study_dir)["storage"]
-    print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {url} (Ctrl-C to stop)")
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {urls.shown(url)} (Ctrl-C to stop)")
     run_server(url, host=args.host, port=args.port)
     return 0
 

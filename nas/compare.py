@@ -6,10 +6,9 @@ a few parameter limits, the winner and its margin in points.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from nas import pareto, store
+from nas import files, pareto, store
 from nas.errors import UsageError
 
 
@@ -22,7 +21,7 @@ def groups(study_dirs: list[str]) -> dict[str, list[pareto.Row]]:
             raise UsageError(f"{study_dir}: study {study.study_name!r} has no completed trial")
         cache = pareto.cached_test_acc(study_dir)  # test accuracy of front trials, if scored
         for row in rows:
-            row.test_acc = cache.get(str(row.trial))
+            row.test_acc = cache.get(pareto.test_acc_key(study_dir, row.trial))
             result.setdefault(f"{Path(study_dir).name}/{row.space}", []).append(row)
     return result
 
@@ -94,7 +93,8 @@ def plot(path: Path, all_groups: dict[str, list[pareto.Row]], baselines: list[di
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with files.replacing(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
 
 
@@ -105,5 +105,5 @@ def run_compare(study_dirs: list[str], out: str | None, limits: list[int] | None
         raise UsageError(f"--out must end in .png, got {str(out_path)!r}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     plot(out_path, all_groups, [b for d in study_dirs for b in store.read_baselines(d)])
-    out_path.with_suffix(".json").write_text(json.dumps(table, indent=2) + "\n")
+    files.write_json(out_path.with_suffix(".json"), table)
     return format_table(table), [out_path, out_path.with_suffix(".json")]

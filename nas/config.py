@@ -11,7 +11,7 @@ import torch
 
 import search_spaces
 from nas import datasets
-from nas import store
+from nas import store, urls
 from nas.budget import Constraints
 from nas.device import resolve_device
 from nas.errors import UsageError, check_choice, check_int, check_positive
@@ -117,7 +117,7 @@ class SearchConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or store.default_storage(self.study_dir)
+        return urls.absolute(self.storage) if self.storage else store.default_storage(self.study_dir)
 
     def resolved_device(self, worker: int = 0) -> torch.device:
         """The device of worker ``worker``: --gpus round-robin, else --device."""
@@ -150,7 +150,21 @@ def read_preset(path: str) -> dict:
     if unknown:
         raise UsageError(f"config {path!r}: unknown key(s) {', '.join(unknown)}; valid: "
                          f"{', '.join(sorted(k.replace('_', '-') for k in valid))}")
+    types = {f.name: f.type for f in fields(SearchConfig)}
+    for key, value in settings.items():
+        kinds, what = PRESET_TYPES[types[key].removesuffix(" | None")]
+        # bool is an int to Python; "yes" is a str to TOML: neither passes for the other.
+        if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+            raise UsageError(f"config {path!r}: {key.replace('_', '-')} must be {what}, got "
+                             f"{value!r} ({type(value).__name__})")
     return settings
+
+
+# The TOML value types each SearchConfig field type accepts, and how to say it.
+PRESET_TYPES = {"str": ((str,), "a string"), "int": ((int,), "an integer"),
+                "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+                "tuple[int, int]": ((str, int, list), 'a range such as "2-4" or [2, 4]'),
+                "tuple[int, ...]": ((str, int, list), 'device numbers such as "0,1" or [0, 1]')}
 
 
 def parse_gpus(text) -> tuple[int, ...]:

@@ -118,6 +118,24 @@ def count_module(model, what, shape) -> Count:
                  sum(r.macs or 0 for r in rows))
 
 
+def _sidecar_shape(model: Path, sidecar: Path):
+    """The input shape a sidecar records, if it belongs to this model file: an export
+    killed between its two renames leaves a new model beside the old sidecar."""
+    import json
+
+    from nas import files
+
+    try:
+        meta = json.loads(sidecar.read_text())
+        shape = tuple(int(v) for v in meta.get("input_shape", ())) or None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    if "sha256" in meta and meta["sha256"] != files.sha256(model):
+        raise UsageError(f"{sidecar} belongs to another model file (its sha256 differs from "
+                         f"{model.name}'s); export again, or pass --input CxHxW")
+    return shape
+
+
 def _count_torchscript(path: Path, shape) -> Count:
     import json
     import warnings
@@ -127,7 +145,7 @@ def _count_torchscript(path: Path, shape) -> Count:
 
     sidecar = path.with_suffix(".json")
     if shape is None and sidecar.is_file():  # nas export writes the input shape beside it
-        shape = tuple(json.loads(sidecar.read_text()).get("input_shape", ())) or None
+        shape = _sidecar_shape(path, sidecar)
     if shape is None:
         raise UsageError(f"{path}: pass --input CxHxW (no {sidecar.name} beside it gives the input shape)")
     try:

@@ -73,6 +73,15 @@ def load(name: str, data_dir=None, download: bool = False, limit_train: int | No
                    torch.from_numpy(np.asarray(y, dtype=np.int64)))
                for k, (x, y) in splits.items()}
     train_x, train_y = tensors["train"]
+    labels = torch.unique(train_y)
+    if len(labels) < 2:  # it would "search" to accuracy 1.0 and learn nothing
+        raise DataError(f"dataset {name!r}: every training image has label "
+                        f"{labels.tolist()[0] if len(labels) else '-'}; a classifier needs at "
+                        f"least 2 classes")
+    for split, (_, y) in tensors.items():
+        unseen = sorted(set(torch.unique(y).tolist()) - set(labels.tolist()))
+        if unseen:  # accuracy on them is 0 whatever the search finds
+            raise DataError(f"dataset {name!r}: {split} labels {unseen[:5]} never occur in training")
 
     # Missing validation (and test) splits come off the training set, with a fixed seed.
     order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(SPLIT_SEED))

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from nas import store
+from nas import files, store
 from nas.budget import count_params
 from nas.errors import UsageError
 from nas.model import Normalized
@@ -36,7 +36,6 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     figures = Path(weights).with_suffix(".json") if weights else None
     val_acc = (json.loads(figures.read_text())["val_acc"] if figures and figures.is_file()
                else store.trial_val_acc(trial))
-    params = count_params(spec)
     info = study.user_attrs["data"]
     eager = Normalized(net, info["mean"], info["std"]).eval()
 
@@ -44,13 +43,39 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
                                              else f"model-trial{trial.number}.pt")
     if out.suffix != ".pt":
         raise UsageError(f"--out must end in .pt, got {str(out)!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a folder; give a file path ending in .pt")
+    # Written and checked under temporary names; only a verified pair replaces the user's
+    # files (model first, then its sidecar, which names the model's sha256).
+    model_tmp, sidecar_tmp = files.temporary_name(out), files.temporary_name(out.with_suffix(".json"))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        model_tmp.touch()  # torch's own error for an unwritable folder names no file
+    except OSError as exc:
+        raise UsageError(f"cannot write --out {str(out)!r}: {exc.strerror}") from None
+    try:
+        meta = _write_checked(model_tmp, eager, spec, trial, study, data)
+        meta.update({"model": out.name, "val_acc": val_acc,
+                     "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
+        sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        files.commit(model_tmp, out)
+        files.commit(sidecar_tmp, out.with_suffix(".json"))
+    finally:
+        for tmp in (model_tmp, sidecar_tmp):
+            tmp.unlink(missing_ok=True)
+    return out, meta
+
+
+def _write_checked(path: Path, eager: torch.nn.Module, spec, trial, study, data) -> dict:
+    """Script ``eager`` to ``path``, reload it and check it; the sidecar's content."""
     with warnings.catch_warnings():
         # TorchScript is deprecated upstream but is exactly the artefact users asked for:
         # one file that plain torch.jit.load runs, no nas or Python class needed.
         warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(eager), str(out))
-        loaded = torch.jit.load(str(out), map_location="cpu").eval()
+        torch.jit.save(torch.jit.script(eager), str(path))
+        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+    params = count_params(spec)
+    info = study.user_attrs["data"]
 
     if data is not None:
         sample = data.test_x[:256].float() / 255
@@ -73,7 +98,6 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         problems.append(f"its outputs differ from the eager model's by {difference:g} "
                         f"(> {TOLERANCE:g})")
     if problems:
-        out.unlink()
         raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
 
     test_acc = None
@@ -84,8 +108,9 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
                           for i in range(0, len(data.test_x), 1000))
         test_acc = correct / len(data.test_x)
 
-    meta = {
-        "model": out.name,
+    return {
+        "model": None,  # the caller's file name
+        "sha256": files.sha256(path),
         "trial": trial.number,
         "space": trial.user_attrs["space"],
         "input_shape": [info["in_channels"], info["height"], info["width"]],
@@ -94,8 +119,8 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         "classes": list(info["classes"]),
         "params": params,
         "macs": trial.user_attrs["macs"],
-        "val_acc": val_acc,
-        "weights": str(weights or store.weights_path(study_dir, trial.number)),
+        "val_acc": None,  # the caller's: the search's, or the retrain's
+        "weights": None,  # the caller's: the weights file exported, absolute
         "test_acc": test_acc,
         "arch": trial.user_attrs["arch_str"],
         "arch_spec": trial.user_attrs["arch"],
@@ -104,5 +129,3 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         "budget": budget,
         "study": study.study_name,
     }
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return out, meta

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 
-from nas import store
+from nas import files, store
 from nas.evaluate import measure_accuracy
 
 FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch")
@@ -61,27 +61,40 @@ def hypervolume(points: list[tuple[int, float]], budget: int) -> float:
     return area / budget
 
 
-TEST_ACC_CACHE = "test_acc.json"  # trial number -> test accuracy, front trials only
+TEST_ACC_CACHE = "test_acc.json"  # test_acc_key -> test accuracy, front trials only
+
+
+def test_acc_key(study_dir: Path, trial: int) -> str | None:
+    """"N:<sha256 of its weights file>": a copied folder, or a journal replaced by a new
+    search, has other weights under the same trial number, and so another key. None when
+    the trial has no weights file."""
+    path = store.weights_path(study_dir, trial)
+    return f"{trial}:{files.sha256(path)[:16]}" if path.is_file() else None
 
 
 def cached_test_acc(study_dir: Path) -> dict[str, float]:
-    path = Path(study_dir) / TEST_ACC_CACHE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """The cache, or {} when it is missing or damaged: it is only ever a saving of time."""
+    try:
+        cache = json.loads((Path(study_dir) / TEST_ACC_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(cache, dict):
+        return {}
+    return {k: v for k, v in cache.items() if isinstance(v, float) and 0 <= v <= 1}
 
 
 def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data, device) -> None:
     """Fill ``test_acc`` of the front's rows, from the cache or by evaluating the weights."""
     cache = cached_test_acc(study_dir)
-    cache_path = Path(study_dir) / TEST_ACC_CACHE
     trials = {t.number: t for t in store.completed_trials(study)}
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     for row in front_rows:
-        key = str(row.trial)
-        if key not in cache and store.weights_path(study_dir, row.trial).is_file():
+        key = test_acc_key(study_dir, row.trial)
+        if key is not None and key not in cache:
             _, model = store.load_trained(study_dir, trials[row.trial])
             cache[key] = measure_accuracy(model.to(device), test_x, test_y, data.info)
         row.test_acc = cache.get(key)
-    cache_path.write_text(json.dumps(cache, indent=1) + "\n")
+    files.write_json(Path(study_dir) / TEST_ACC_CACHE, cache, indent=1)
 
 
 def write_front(study: optuna.Study, study_dir: Path, data, device) -> tuple[list[Row], list[Path]]:
@@ -101,12 +114,11 @@ def write_front(study: optuna.Study, study_dir: Path, data, device) -> tuple[lis
 def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: str,
           budget: int | None = None) -> list[Path]:
     study_dir = Path(study_dir)
-    with open(study_dir / "pareto.csv", "w", newline="") as f:
+    with files.replacing(study_dir / "pareto.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
         writer.writerows(asdict(r) for r in front_rows)
-    (study_dir / "pareto.json").write_text(
-        json.dumps([asdict(r) for r in front_rows], indent=2) + "\n")
+    files.write_json(study_dir / "pareto.json", [asdict(r) for r in front_rows])
     plot(study_dir / "pareto.png", all_rows, front_rows, title, budget,
          store.read_baselines(study_dir))
     return [study_dir / name for name in ("pareto.csv", "pareto.json", "pareto.png")]
@@ -141,7 +153,8 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with files.replacing(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 import time
+import warnings
 from pathlib import Path
 
 import optuna
 import torch
 
-from nas import journal
+from nas import files, journal, urls
 from nas.arch import ArchSpec
 from nas.data import Data, load, resolve_data_dir
 from nas.errors import DataError, UsageError
@@ -32,7 +33,7 @@ STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def check_study_name(name: str) -> str:
-    if not STUDY_NAME.match(name):
+    if not STUDY_NAME.fullmatch(name):  # match() would let "abc\n" through ($ before a newline)
         raise UsageError(f"bad study name {name!r}: use letters, digits, '.', '_' and '-' "
                          f"(it names a folder under the runs dir)")
     return name
@@ -56,7 +57,9 @@ def open_storage(url: str):
     except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable file
         hint = ("; install the PostgreSQL driver: pip install -e \".[postgres]\""
                 if isinstance(exc, ImportError) and url.startswith("postgresql") else "")
-        raise UsageError(f"cannot open storage {url!r}: {type(exc).__name__}: "
+        if "password" in str(exc) and urls.remembered(url) == url:
+            hint = "; give the password in $PGPASSWORD or ~/.pgpass (study.json keeps none)"
+        raise UsageError(f"cannot open storage {urls.shown(url)!r}: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}{hint}") from None
 
 
@@ -78,34 +81,58 @@ def _open_database(url: str, attempts: int = 5):
 
 
 def make_study_dir(study_dir: Path) -> None:
+    """The study folder, created if need be and checked writable: a search writes its
+    journal lock, weights and front there, and must fail before it trains, not after."""
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create study folder {str(study_dir)!r}: {exc.strerror}; "
                          f"pass a writable --runs-dir") from None
+    probe = files.temporary_name(study_dir / "probe")
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write in study folder {str(study_dir)!r}: {exc.strerror}; a "
+                         f"search adds to it: pass a writable --runs-dir (or copy the folder)") from None
 
 
 def write_pointer(study_dir: Path, study_name: str, storage: str) -> None:
+    """study.json: the study's name and storage; a journal inside the folder by its name
+    (so a copied folder reads its own copy), a database without its password."""
     make_study_dir(study_dir)
-    (study_dir / "study.json").write_text(
-        json.dumps({"study_name": study_name, "storage": storage}, indent=2) + "\n")
+    stored = urls.remembered(storage)
+    if "://" not in stored and Path(stored).parent == study_dir.resolve():
+        stored = Path(stored).name
+    files.write_json(study_dir / "study.json", {"study_name": study_name, "storage": stored})
 
 
 def read_pointer(study_dir: str | Path) -> dict:
-    """{"study_name", "storage"} of a study folder."""
+    """{"study_name", "storage"} of a study folder, the storage usable from any folder."""
     pointer = Path(study_dir) / "study.json"
     if not pointer.is_file():
         raise UsageError(f"{study_dir} is not a study folder (no study.json); give the folder "
                          f"that `nas search` wrote, e.g. runs/mnist-50k")
-    return json.loads(pointer.read_text())
+    try:
+        meta = json.loads(pointer.read_text())
+        name, storage = str(meta["study_name"]), str(meta["storage"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"{pointer} is damaged: expected {{\"study_name\": ..., \"storage\": ...}}") from None
+    if "://" not in storage:  # a journal: relative to the study folder
+        storage = str((Path(study_dir) / storage).resolve())
+    return {"study_name": name, "storage": storage}
 
 
 def load_study(study_dir: str | Path) -> optuna.Study:
+    """Open a study folder's study; never creates a storage (a missing file is an error)."""
     meta = read_pointer(study_dir)
+    file = urls.file_of(meta["storage"])
+    if file is not None and not file.is_file():
+        raise UsageError(f"{study_dir}: its storage {file} is missing (study.json points there)")
     try:
         return optuna.load_study(study_name=meta["study_name"], storage=open_storage(meta["storage"]))
     except KeyError:
-        raise UsageError(f"study {meta['study_name']!r} not found in {meta['storage']}") from None
+        raise UsageError(f"study {meta['study_name']!r} not found in {urls.shown(meta['storage'])}") from None
 
 
 def weights_path(study_dir: Path, number: int) -> Path:
@@ -155,8 +182,19 @@ def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial,
         raise UsageError(f"weights of trial {trial.number} missing: {path}")
     model = build(spec)
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except (RuntimeError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: not the user's concern
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn, foreign or planted: torch raises many types for these
+        # torch's own message advises weights_only=False, i.e. running the file's code: never.
+        safe = "Weights only load failed" in str(exc)
+        reason = ("damaged, or holding more than tensors" if safe
+                  else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}")
+        raise UsageError(f"{path} is not a weights file nas can load ({reason}); nas loads "
+                         f"tensors only and never runs code from a file") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise UsageError(f"{path} does not hold weights for trial {trial.number} "
                          f"({trial.user_attrs['arch_str']}): {str(exc).splitlines()[0]}") from None
     return spec, model.eval()
@@ -186,4 +224,4 @@ def read_baselines(study_dir: str | Path) -> list[dict]:
 
 
 def write_baselines(study_dir: str | Path, rows: list[dict]) -> None:
-    (Path(study_dir) / "baselines.json").write_text(json.dumps(rows, indent=2) + "\n")
+    files.write_json(Path(study_dir) / "baselines.json", rows)

@@ -10,7 +10,6 @@ turns them into a TorchScript file.
 
 from __future__ import annotations
 
-import json
 import warnings
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nas import store
+from nas import files, store
 from nas.arch import ArchSpec
 from nas.errors import UsageError
 from nas.model import build
@@ -92,7 +91,8 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
 
     path = store.retrained_path(study_dir, trial.number, tag)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
+    with files.replacing(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     figures = {"trial": trial.number, "arch": trial.user_attrs["arch_str"],
                "params": trial.user_attrs["params"], "epochs": cfg.epochs,
                "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.trial_val_acc(trial),
@@ -102,6 +102,6 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                "temperature": cfg.temperature if teacher else None,
                "alpha": cfg.alpha if teacher else None, "device": str(device),
                "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed}
-    path.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
+    files.write_json(path.with_suffix(".json"), figures)
     figures["weights"] = str(path)
     return figures

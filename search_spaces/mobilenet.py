@@ -9,6 +9,7 @@ the head's dropout.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from nas.arch import ArchSpec, Block, Head
 from nas.budget import check
@@ -48,21 +49,35 @@ def mobilenet(trial, data, constraints) -> ArchSpec:
                         (stem, *blocks), head, act, True)
 
     shapes = []
+    size_only = replace(constraints, conv_layers=None)
 
     def fits(op, k, e, se) -> bool:
         # The cheapest net with this block: every width the smallest, later blocks plain
         # 3x3 depthwise-separable. If that is over the budget, no width can make it fit.
+        # (The conv-layer count is the loop's business below, not this check's.)
         later = [("dw", 3, 1, 1, False)] * (n_blocks - len(shapes) - 1)
         return check(spec([MIN_WIDTH] * (n_blocks + 1), shapes + [(op, k, 1, e, se)] + later),
-                     constraints).feasible
+                     size_only).feasible
 
     def choose(name, choices, costliest):
         """Draw among ``choices`` when even the costliest fits, else take the cheapest
         without a draw (a choice no width could make fit is not offered)."""
         return trial.suggest_categorical(name, choices) if costliest() else choices[0]
 
+    # The conv-layer range fixes how many blocks are inverted residuals (3 convs, the
+    # others 2, the stem 1): a block is forced to one type when the rest could not make up
+    # the count otherwise.
+    low, high = constraints.conv_layers or (0, math.inf)
+    fewest_ir, most_ir = max(0, low - 1 - 2 * n_blocks), min(n_blocks, high - 1 - 2 * n_blocks)
+    irs = 0
     for i in range(n_blocks):
-        op = choose(f"mobilenet.type{i}", ["dw", "ir"], lambda: fits("ir", 3, 2, False))
+        if irs + (n_blocks - i - 1) < fewest_ir:
+            op = "ir"
+        elif irs >= most_ir:
+            op = "dw"
+        else:
+            op = choose(f"mobilenet.type{i}", ["dw", "ir"], lambda: fits("ir", 3, 2, False))
+        irs += op == "ir"
         e = 1
         if op == "ir":
             e = choose(f"mobilenet.expand{i}", [2, 4, 6], lambda: fits("ir", 3, 6, False))

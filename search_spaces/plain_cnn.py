@@ -25,10 +25,11 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
     bn = trial.suggest_categorical("cnn.bn", [True, False])
     act = trial.suggest_categorical("cnn.act", ["relu", "silu", "hardswish"])
     head_kind = trial.suggest_categorical("cnn.head", ["gap", "flat"])
-    dense = trial.suggest_categorical("cnn.dense", [False, True])
     dropout = round(trial.suggest_float("cnn.dropout", 0.0, 0.5), 3)
+    dense = False
 
-    def spec(widths, hidden=MIN_HIDDEN if dense else 0, layout=None):
+    def spec(widths, hidden=None, layout=None):
+        hidden = (MIN_HIDDEN if dense else 0) if hidden is None else hidden
         blocks = [Block(op, out, k, s, pool=pool)
                   for out, (op, k, s, pool) in zip(widths, layout or shapes)]
         return ArchSpec(data.in_channels, data.height, data.width, data.num_classes,
@@ -37,7 +38,7 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
     def shape(k, down, op="conv"):
         return op, k, 2 if down and downsample == "stride" else 1, down and downsample == "maxpool"
 
-    def still_fits(layout, h, w) -> bool:
+    def still_fits(layout, h, w, hidden=None) -> bool:
         # The cheapest net that starts with ``layout``: every later layer 3x3, downsampling
         # while it can, every width the smallest. If that is over the budget, so is any.
         layout = list(layout)
@@ -45,7 +46,11 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
             down = can_downsample(h, w)
             h, w = (h // 2, w // 2) if down else (h, w)
             layout.append(shape(3, down))
-        return check(spec([MIN_WIDTH] * n_layers, layout=layout), constraints).feasible
+        return check(spec([MIN_WIDTH] * n_layers, hidden, layout), constraints).feasible
+
+    # A hidden dense layer is offered only where the cheapest net with one fits.
+    if still_fits([], data.height, data.width, MIN_HIDDEN):
+        dense = trial.suggest_categorical("cnn.dense", [False, True])
 
     # Structure first (kernels, downsampling), so each width can be drawn knowing its cost.
     # A choice that no width could make fit (a flatten head over too large a map, a 5x5

@@ -1,4 +1,6 @@
+import contextlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,23 @@ def searched_synthetic(tmp_path_factory):
         return done[key]
 
     return search
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` made read-only for real: chmod for a user, the immutable flag for root
+    (whom permissions do not stop)."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
 
 
 def copy_study(original: Path, study_dir: Path) -> Path:

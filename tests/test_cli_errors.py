@@ -14,9 +14,22 @@ def _cases(tmp):
     negative = tmp / "negative.toml"
     negative.write_text('space = "cnn"\nepochs = -3\n')
     absurd = tmp / "absurd.toml"
-    absurd.write_text('budget = 1e12\n')
+    absurd.write_text('budget = 1_000_000_000_000\n')
+    typed = []  # each key checked against its type (TOML "no" is a string, not false)
+    for i, (line, message) in enumerate([
+            ("dataset = 5", "dataset must be a string, got 5 (int)"),
+            ('space = ["cnn"]', "space must be a string, got ['cnn'] (list)"),
+            ("runs_dir = 5", "runs-dir must be a string, got 5 (int)"),
+            ('fill = "0.5"', "fill must be a number, got '0.5' (str)"),
+            ('cuda_graph = "no"', "cuda-graph must be true or false, got 'no' (str)"),
+            ('grayscale = "yes"', "grayscale must be true or false, got 'yes' (str)"),
+            ('download = "no"', "download must be true or false, got 'no' (str)"),
+            ("budget = true", "budget must be an integer, got True (bool)"),
+            ("budget = 1e12", "budget must be an integer, got 1000000000000.0 (float)")]):
+        (tmp / f"typed{i}.toml").write_text(line + "\n")
+        typed.append((["search", "--config", tmp / f"typed{i}.toml"], message))
     syn = ["search", "--dataset", "synthetic"]  # default runs dir: ./runs
-    return [
+    return typed + [
         (syn + ["--space", "resnet"], "unknown search space 'resnet'; valid: cnn, densenet, mobilenet"),
         (["search", "--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: mnist"),
         (syn + ["--budget", "0"], "--budget must be an integer from 1 to 1,000,000,000, got 0"),
@@ -30,8 +43,9 @@ def _cases(tmp):
         (syn + ["--lr", "inf"], "--lr must be a positive number, got inf"),
         (["search", "--config", negative], "--epochs must be an integer from 1 to 10,000, got -3"),
         (["search", "--config", absurd], "--budget must be an integer from 1 to 1,000,000,000, "
-                                         "got 1000000000000.0"),
+                                         "got 1000000000000"),
         (syn + ["--study", "a/b"], "bad study name 'a/b'"),
+        (syn + ["--study", "abc\n"], "bad study name 'abc\\n'"),  # no folder named with a newline
         (syn + ["--study", ".."], "bad study name '..'"),
         (syn + ["--budget", "abc"], "not an integer: 'abc'"),
         (syn + ["--budget", "100"], "--budget 100 is below the smallest 'mobilenet' model"),

@@ -21,6 +21,7 @@ def fer_rows(seed=0):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (len(USAGES), 48, 48), dtype=np.uint8)
     y = rng.integers(0, 7, len(USAGES))
+    y[:7] = np.arange(7)  # every emotion has training rows
     return x, y
 
 
@@ -71,12 +72,13 @@ def test_fer2013_csv_splits_by_usage_and_equals_the_arrays_form(tmp_path):
     ("9," + " ".join(["1"] * 2304) + ",Training", "line 3: emotion 9 out of range 0-6"),
     ("3," + " ".join(["300"] * 2304) + ",Training", "line 3: expected 2304 pixel values (48x48) in 0-255, got 2304 values in 300-300"),
     ("3," + " ".join(["1"] * 2304) + ",Holdout", "line 3: Usage 'Holdout'"),
-], ids=["short-pixels", "short-row", "bad-emotion", "bad-pixel", "bad-usage"])
+    (b"3," + b" ".join([b"1"] * 2303) + b" \xff\xfe,Training", "line 3: emotion and pixels must be integers"),
+], ids=["short-pixels", "short-row", "bad-emotion", "bad-pixel", "bad-usage", "not-utf8"])
 def test_malformed_fer2013_rows_are_named_by_file_and_line(tmp_path, run, row, message):
     x, y = fer_rows()
     path = write_csv(tmp_path / "bad.csv", x[:1], y[:1])
-    with open(path, "a") as f:
-        f.write(row + "\n")
+    with open(path, "ab") as f:  # bytes: a row may hold some that are not UTF-8
+        f.write((row if isinstance(row, bytes) else row.encode()) + b"\n")
     code, _, err = run("search", "--dataset", f"fer2013:{path}", "--runs-dir", tmp_path / "runs")
     assert code == 2 and f"{path}, {message}" in err and err.count("\n") == 1, err
 
@@ -106,12 +108,41 @@ def test_arrays_as_npz_and_npy_folder_with_channels_last_images(tmp_path):
     ({"x_train": np.zeros((4, 8), np.uint8), "y_train": np.zeros(4, int)},
      "images must be (N, H, W) or (N, H, W, C)"),
     ({"y_train": np.zeros(4, int)}, "needs x_train and y_train (found: y_train)"),
+    ({"x_train": np.zeros((0, 8, 8), np.uint8), "y_train": np.zeros(0, int)}, "x_train holds no images"),
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.zeros(4, int)},
+     "every training image has label 0; a classifier needs at least 2 classes"),
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.array([0, 1, 0, 1]),
+      "x_test": np.zeros((2, 8, 8), np.uint8), "y_test": np.array([1, 7])},
+     "y_test has label(s) 7 that no training image has"),
+    ({"x_train": np.zeros((100_001, 1, 1), np.uint8), "y_train": np.arange(100_001)},
+     "y_train holds 100,001 distinct labels (at most 100,000 classes)"),
 ])
 def test_bad_arrays_get_one_line(tmp_path, run, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     code, _, err = run("search", "--dataset", f"arrays:{tmp_path / 'bad.npz'}",
                        "--runs-dir", tmp_path / "runs")
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_arrays_classes_are_the_labels_that_occur(tmp_path):
+    """A label of 2**40 is one class, not 2**40 of them; the labels become class indices
+    and the names keep the original labels."""
+    rng = np.random.default_rng(0)
+    y = np.array([0, 2**40, 5] * 20)
+    np.savez(tmp_path / "ids.npz", x_train=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y_train=y)
+    data = load(f"arrays:{tmp_path / 'ids.npz'}")
+    assert data.info.classes == ("0", "5", str(2**40)) and data.info.num_classes == 3
+    assert set(torch.cat([data.train_y, data.val_y, data.test_y]).tolist()) == {0, 1, 2}
+
+
+def test_a_truncated_npz_is_one_line(tmp_path, run):
+    np.savez(tmp_path / "a.npz", x_train=np.zeros((40, 8, 8), np.uint8), y_train=np.arange(40) % 2)
+    whole = (tmp_path / "a.npz").read_bytes()
+    for cut in (len(whole) // 2, 30):
+        (tmp_path / "a.npz").write_bytes(whole[:cut])
+        code, _, err = run("search", "--dataset", f"arrays:{tmp_path / 'a.npz'}",
+                           "--runs-dir", tmp_path / "runs")
+        assert code == 2 and "cannot read" in err and err.count("\n") == 1, err
 
 
 def make_tree(root, size=(20, 16), mode="RGB", per_class=6):
@@ -174,9 +205,53 @@ def test_a_planted_or_torn_cache_file_runs_no_code_and_is_decoded_again(tmp_path
     assert not list((tmp_path / "cache").glob("*.tmp*"))
 
 
+def test_a_folder_study_resumed_at_another_size_or_channel_count_is_refused(tmp_path, run):
+    tree = make_tree(tmp_path / "pets")
+    base = ["search", "--dataset", f"folder:{tree}", "--budget", "5k", "--epochs", 1,
+            "--runs-dir", tmp_path / "runs", "--study", "pets", "--no-progress"]
+    assert run(*base, "--trials", 1, "--image-size", 8)[0] == 0
+    for extra, message in ((["--image-size", 12], "--image-size 8; got --image-size 12"),
+                           (["--image-size", 8, "--grayscale"], "--grayscale False; got --grayscale True")):
+        code, _, err = run(*base, "--trials", 2, *extra)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    from nas import store
+    assert len(store.load_study(tmp_path / "runs" / "pets").trials) == 1
+
+
 def test_grey_images_load_as_one_channel(tmp_path):
     data = load(f"folder:{make_tree(tmp_path / 'g', mode='L')}")
     assert data.info.in_channels == 1
+
+
+def test_grayscale_is_the_luma_that_pillow_convert_L_gives(tmp_path):
+    """Pure red, green and blue images must not all become 0 (the red channel alone)."""
+    root = tmp_path / "rgb"
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+    for name, colour in colours.items():
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), colour).save(root / "train" / name / f"{i}.png")
+    data = load(f"folder:{root}", grayscale=True)
+    pixels = torch.cat([data.train_x, data.val_x])
+    labels = torch.cat([data.train_y, data.val_y])
+    for label, name in enumerate(data.info.classes):  # folders sorted: blue, green, red
+        colour = colours[name]
+        expected = Image.new("RGB", (1, 1), colour).convert("L").getpixel((0, 0))  # 76, 150, 29
+        assert (pixels[labels == label] == expected).all(), name
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_an_empty_class_folder_and_an_oversized_image_are_refused(tmp_path, run, monkeypatch):
+    tree = make_tree(tmp_path / "pets")
+    (tree / "train" / "bird").mkdir()
+    code, _, err = run("search", "--dataset", f"folder:{tree}", "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "class folder(s) bird hold no images" in err and err.count("\n") == 1, err
+    (tree / "train" / "bird").rmdir()
+    # Pillow's decompression-bomb limit, lowered so a small file is over it (the check is
+    # Pillow's own; a 144-megapixel PNG trips it the same way at the default limit).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    code, _, err = run("search", "--dataset", f"folder:{tree}", "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "is too large to decode safely" in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -80,3 +80,24 @@ def test_two_searches_fill_one_postgresql_study_and_the_dashboard_opens_it(tmp_p
         assert len(store.load_study(tmp_path / f"machine{i}" / "shared").trials) == len(trials)
     assert "shared" in dashboard_study_names(postgres_url)
     print(f"two processes, one PostgreSQL study: {len(trials)} trials for --trials 12")
+
+
+def test_a_password_in_the_url_is_never_shown_or_stored(tmp_path, postgres_url):
+    # The test server trusts local connections, so any password is accepted and ignored;
+    # libpq would read a needed one from $PGPASSWORD or ~/.pgpass.
+    secret = "s3cret-pw"
+    url = postgres_url.replace("postgres@", f"postgres:{secret}@")
+    cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
+           "--budget", "15000", "--limit-train", "128", "--epochs", "1", "--trials", "1",
+           "--study", "secret", "--storage", url, "--runs-dir", str(tmp_path), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert secret not in proc.stdout + proc.stderr and "postgres:***@" in proc.stdout
+    assert secret not in (tmp_path / "secret" / "study.json").read_text()
+    pareto = subprocess.run([sys.executable, "-m", "nas", "pareto", str(tmp_path / "secret")],
+                            capture_output=True, text=True, timeout=300)
+    assert pareto.returncode == 0, pareto.stderr  # reopened from study.json, no password in it
+    wrong = url.rsplit(":", 1)[0] + ":1/postgres"  # nothing listens on port 1
+    bad = subprocess.run(cmd[:-5] + ["--storage", wrong, "--runs-dir", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and secret not in bad.stderr and "***" in bad.stderr

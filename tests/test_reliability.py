@@ -1,6 +1,7 @@
 """Faults made to happen for real: a worker killed with SIGKILL mid-trial, Ctrl-C, out of
 memory, concurrent workers. No finished trial is ever lost, and the search goes on."""
 
+import hashlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 
 import optuna
 import pytest
+import torch
 
 from nas import store
 
@@ -212,3 +214,108 @@ def test_a_damaged_journal_line_is_named_and_the_file_left_as_it_is(searched_syn
         assert "journal.log, line 7: not an Optuna journal record" in err
         assert "the 6 records before it are intact: keep them with `head -n 6 " in err
         assert journal.read_bytes() == damaged
+
+
+# Runs the CLI and SIGKILLs it at a chosen file operation: the audit event ("open" for a
+# write, "os.rename" for a rename) of the first path that matches the regex TARGET. A real kill, at the
+# moment a write has begun (an empty file) or a finished file is about to take its name.
+KILL_AT = """
+import os, re, signal, sys
+event, target = sys.argv[1], sys.argv[2]
+def hook(name, args):
+    if name == event and re.search(target, str(args[0])) and (event != "open" or set(str(args[1])) & set("wa+x")):
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(hook)
+from nas.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _killed_at(event, target, *args):
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, event, target, *map(str, args)],
+                          capture_output=True, text=True)
+    return proc.returncode
+
+
+def test_a_kill_while_the_front_is_written_leaves_every_file_whole(searched_synthetic, tmp_path, run):
+    from conftest import copy_study
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
+    assert run("pareto", study_dir)[0] == 0
+    names = ("test_acc.json", "pareto.csv", "pareto.json", "pareto.png")
+    before = {name: (study_dir / name).read_bytes() for name in names}
+    for target in (r"test_acc", r"pareto.*\.csv$", r"pareto.*\.json$", r"pareto.*\.png$"):
+        assert _killed_at("open", target, "pareto", study_dir) == -signal.SIGKILL, target
+        for name in names:  # the old file, whole: the kill hit a temporary
+            assert (study_dir / name).read_bytes() == before[name], (target, name)
+    code, out, err = run("pareto", study_dir)
+    assert code == 0, err
+
+
+def test_a_damaged_test_accuracy_cache_is_measured_again(searched_synthetic, tmp_path, run):
+    from conftest import copy_study
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
+    assert run("pareto", study_dir)[0] == 0
+    good = json.loads((study_dir / "pareto.json").read_text())
+    for damage in (b"", b"{\"0\": 0.9", b"[1, 2]", b"{\"0:abc\": \"x\"}"):
+        (study_dir / "test_acc.json").write_bytes(damage)
+        code, _, err = run("pareto", study_dir)
+        assert code == 0, err
+        assert json.loads((study_dir / "pareto.json").read_text()) == good
+
+
+def test_test_accuracy_is_never_taken_from_other_weights(searched_synthetic, tmp_path, run):
+    """test_acc.json is keyed by trial number and the weights' hash: a trial number whose
+    weights changed (a copied folder searched again) is measured again, not looked up."""
+    from conftest import copy_study
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
+    assert run("pareto", study_dir)[0] == 0
+    front = json.loads((study_dir / "pareto.json").read_text())
+    cache = json.loads((study_dir / "test_acc.json").read_text())
+    assert {key.split(":")[0] for key in cache} == {str(r["trial"]) for r in front}
+    # Plant a wrong accuracy under each key, then give one front trial other weights.
+    (study_dir / "test_acc.json").write_text(json.dumps({key: 0.0123 for key in cache}))
+    victim = front[-1]["trial"]
+    weights = store.weights_path(study_dir, victim)
+    state = torch.load(weights, weights_only=True)
+    torch.save({k: v * 0 if v.is_floating_point() else v for k, v in state.items()}, weights)
+    assert run("pareto", study_dir)[0] == 0
+    rows = {r["trial"]: r["test_acc"] for r in json.loads((study_dir / "pareto.json").read_text())}
+    assert rows[victim] != 0.0123  # measured on its new weights
+    assert all(acc == 0.0123 for trial, acc in rows.items() if trial != victim)  # the rest looked up
+
+
+def test_export_replaces_a_good_model_only_with_a_verified_pair(searched_synthetic, tmp_path, run):
+    from conftest import copy_study
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
+    trials = [t.number for t in store.completed_trials(store.load_study(study_dir))]
+    out = tmp_path / "model.pt"
+    assert run("export", study_dir, "--trial", trials[0], "--out", out)[0] == 0
+    pair = (out.read_bytes(), out.with_suffix(".json").read_bytes())
+    assert json.loads(pair[1])["sha256"] == hashlib.sha256(pair[0]).hexdigest()
+    other = ["export", study_dir, "--trial", trials[1], "--out", out]
+    # Killed as the sidecar is being written, or as the checked model is about to take its name.
+    for event, target in (("open", r"\.model\."), ("os.rename", r"\.model\.")):
+        assert _killed_at(event, target, *other) == -signal.SIGKILL
+        assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == pair, (event, target)
+    # A failed check (a study whose budget is now below the trial) leaves both as they were.
+    assert run("export", study_dir, "--trial", trials[1], "--out", out)[0] == 0
+    pair = (out.read_bytes(), out.with_suffix(".json").read_bytes())
+    study = store.load_study(study_dir)
+    config = dict(study.user_attrs["config"], budget=1)
+    study.set_user_attr("config", config)
+    left_by_kills = set(tmp_path.iterdir())  # a SIGKILL leaves its hidden temporary behind
+    code, _, err = run("export", study_dir, "--trial", trials[0], "--out", out)
+    assert code == 1 and "over the study's budget" in err
+    assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == pair
+    assert set(tmp_path.iterdir()) == left_by_kills  # a failure cleans up after itself
+    # Killed between the two renames: the new model beside the old sidecar, which says so.
+    study.set_user_attr("config", dict(config, budget=20_000))
+    assert _killed_at("os.rename", r"\.tmp\.json$", "export", study_dir, "--trial", trials[0],
+                      "--out", out) == -signal.SIGKILL
+    assert out.read_bytes() != pair[0] and out.with_suffix(".json").read_bytes() == pair[1]
+    code, _, err = run("count", out)
+    assert code == 2 and "belongs to another model file" in err

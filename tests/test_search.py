@@ -1,9 +1,11 @@
 """End to end on synthetic data through the real CLI, real SQLite storage and TorchScript."""
 
 import json
+import os
+import shutil
 
 import optuna
-from conftest import copy_study, dashboard_study_names
+from conftest import copy_study, dashboard_study_names, read_only
 import pytest
 import torch
 
@@ -113,6 +115,65 @@ def test_every_export_is_exact_and_within_the_budget(searched, run, tmp_path):
     assert code == 0 and (study_dir / f"model-trial{study.best_trial.number}.pt").is_file(), err
 
 
+def test_resuming_with_settings_the_trials_were_not_searched_under_is_refused(searched, run):
+    study_dir, _ = searched
+    before = len(load(study_dir).trials)
+    base = ["search", "--dataset", "synthetic", "--space", "mobilenet", "--trials", 6,
+            "--epochs", 1, "--runs-dir", study_dir.parent, "--study", "syn", "--no-progress"]
+    for extra, message in ((["--budget", 30_000], "was searched with --budget 20000; got --budget 30000"),
+                           (["--budget", BUDGET, "--limit-train", 500],
+                            "was searched with --limit-train None; got --limit-train 500")):
+        code, _, err = run(*base, *extra)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert "(pass another --study, or the same" in err
+    assert len(load(study_dir).trials) == before  # nothing was added
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_damaged_or_planted_weights_file_is_one_line_and_runs_nothing(searched, run, tmp_path):
+    import pickle
+
+    study_dir, _ = searched
+    trial = store.completed_trials(load(study_dir))[0].number
+    weights = store.weights_path(study_dir, trial)
+    good, marker = weights.read_bytes(), tmp_path / "code-ran"
+    for bad in (good[:len(good) // 2], b"garbage" * 10, pickle.dumps(_RunsCode(marker)),
+                pickle.dumps({"net.0.weight": _RunsCode(marker)})):
+        weights.write_bytes(bad)
+        code, _, err = run("export", study_dir, "--trial", trial, "--out", tmp_path / "m.pt")
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"{weights} is not a weights file nas can load" in err
+        assert "weights_only" not in err and not marker.exists()
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_unwritable_places_are_one_line_and_change_nothing(searched, run, tmp_path):
+    study_dir, _ = searched
+    trial = store.completed_trials(load(study_dir))[0].number
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "dir.pt").mkdir()
+    with read_only(tmp_path / "ro"):
+        code, _, err = run("export", study_dir, "--trial", trial, "--out", tmp_path / "ro" / "m.pt")
+        assert code == 2 and "cannot write --out" in err and err.count("\n") == 1, err
+    assert list((tmp_path / "ro").iterdir()) == []
+    code, _, err = run("export", study_dir, "--trial", trial, "--out", tmp_path / "dir.pt")
+    assert code == 2 and "is a folder; give a file path ending in .pt" in err
+    before = len(load(study_dir).trials)
+    with read_only(study_dir):
+        code, _, err = run("search", "--dataset", "synthetic", "--space", "mobilenet", "--budget", BUDGET,
+                           "--trials", 6, "--epochs", 1, "--runs-dir", study_dir.parent,
+                           "--study", study_dir.name, "--no-progress")
+        assert code == 2 and "cannot write in study folder" in err and err.count("\n") == 1, err
+    assert len(load(study_dir).trials) == before
+
+
 def test_export_refuses_a_model_over_the_study_budget(searched, run, tmp_path):
     # Finished trials cannot be edited; the study's recorded budget can, as a corrupted or
     # hand-edited database might be.
@@ -208,6 +269,30 @@ def test_explicit_storage_url_and_hyperband_pruner(tmp_path, run):
     assert code == 0, err
 
 
+def test_relative_storage_paths_read_the_same_from_any_folder(tmp_path, run, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    args = ["search", "--dataset", "synthetic", "--space", "cnn", "--budget", BUDGET, "--trials", 1,
+            "--epochs", 1, "--no-progress"]
+    assert run(*args, "--study", "rel", "--storage", "sqlite:///rel.db")[0] == 0
+    assert run(*args, "--study", "own")[0] == 0  # the default: a journal in the study folder
+    assert json.loads((tmp_path / "a/runs/own/study.json").read_text())["storage"] == "journal.log"
+    monkeypatch.chdir(tmp_path / "b")
+    for study in ("rel", "own"):
+        code, out, err = run("pareto", tmp_path / "a" / "runs" / study)
+        assert code == 0 and "written:" in out, err
+    assert list((tmp_path / "b").iterdir()) == []  # a read-only command created nothing here
+    # A copied folder reads its own journal, not the original's.
+    copy = tmp_path / "b" / "copy"
+    shutil.copytree(tmp_path / "a" / "runs" / "own", copy)
+    (tmp_path / "a/runs/own/journal.log").unlink()
+    assert run("pareto", copy)[0] == 0
+    code, _, err = run("pareto", tmp_path / "a" / "runs" / "own")
+    assert code == 2 and "its storage" in err and "journal.log is missing" in err
+    assert not (tmp_path / "a/runs/own/journal.log").exists()  # and did not create one
+
+
 def test_unreachable_storage_is_a_usage_error(tmp_path, run):
     code, _, err = run("search", "--dataset", "synthetic", "--storage",
                        "postgresql://nobody@127.0.0.1:1/none", "--runs-dir", tmp_path)
@@ -231,6 +316,34 @@ def test_parallel_workers_share_one_study_without_losing_or_repeating_trials(tmp
             assert store.weights_path(tmp_path / "par", t.number).is_file()
     # Different workers drew different architectures (no shared sampler seed).
     assert len({t.user_attrs["arch_str"] for t in study.trials}) == 13
+
+
+def test_jobs_says_how_many_workers_really_run(tmp_path, run):
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--budget", BUDGET,
+                         "--trials", 2, "--epochs", 1, "--limit-train", 200, "--jobs", 64,
+                         "--runs-dir", tmp_path, "--study", "j", "--no-progress")
+    assert code == 0, err
+    cores = os.cpu_count()
+    assert ", 2 worker processes (--jobs 64, but 2 trials to run)" in out
+    assert ("sharing" in out) == (cores < 2)
+    assert len({t.user_attrs["pid"] for t in load(tmp_path / "j").trials}) == 2
+
+
+@pytest.mark.parametrize("space, given, searched", [("mobilenet", "4-4", (4, 4)),
+                                                    ("mobilenet", "10-10", (10, 10)),
+                                                    ("cnn", "9-99", (9, 9))])
+def test_conv_layer_ranges_are_met_or_clipped_to_the_budget(tmp_path, run, space, given, searched):
+    code, out, err = run("search", "--dataset", "synthetic", "--space", space, "--budget", "5k",
+                         "--conv-layers", given, "--trials", 3, "--epochs", 1, "--limit-train", 200,
+                         "--runs-dir", tmp_path, "--study", "c", "--no-progress")
+    assert code == 0, err
+    low, high = map(int, given.split("-"))
+    clipped = searched[1] < high
+    assert (f"--conv-layers {given}: no {space!r} net deeper than {searched[1]} conv layers fits "
+            f"5,000 params; searching {searched[0]}-{searched[1]}" in out) == clipped
+    trials = load(tmp_path / "c").trials
+    assert len(trials) == 3 and all("infeasible" not in t.user_attrs for t in trials), out
+    assert all(searched[0] <= t.user_attrs["conv_layers"] <= searched[1] for t in trials)
 
 
 def test_one_cycle_schedule_works_for_any_number_of_steps():

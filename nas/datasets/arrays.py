@@ -4,7 +4,10 @@ one .npz, or a tar(.xz) of .npy files. Never unpickled (allow_pickle=False)."""
 from __future__ import annotations
 
 import io
+import lzma
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,10 @@ from nas.datasets.cache import cached
 from nas.errors import DataError
 
 ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+MAX_CLASSES = 100_000  # more distinct labels than this is a column of ids, not classes
+# What a truncated or corrupt .npy / .npz / tar(.xz) raises while it is read.
+UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tarfile.TarError,
+              lzma.LZMAError)
 
 
 def read_arrays(path: Path):
@@ -24,7 +31,7 @@ def read_arrays(path: Path):
         if key in ARRAY_KEYS:
             try:
                 found[key] = (where, read())
-            except (ValueError, OSError, EOFError) as exc:
+            except UNREADABLE as exc:
                 raise DataError(f"cannot read {where}: {exc}") from None
 
     if path.is_dir():
@@ -33,16 +40,19 @@ def read_arrays(path: Path):
     elif path.suffix == ".npz":
         try:
             archive = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except UNREADABLE as exc:
             raise DataError(f"cannot read {path}: {exc}") from None
         for key in archive.files:
             take(f"{path}[{key}]", key, lambda k=key: archive[k])
     elif path.is_file() and tarfile.is_tarfile(path):
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                if member.isfile() and member.name.endswith(".npy"):
-                    take(f"{path}[{member.name}]", member.name, lambda m=member: np.load(
-                        io.BytesIO(tar.extractfile(m).read()), allow_pickle=False))
+        try:
+            with tarfile.open(path) as tar:
+                for member in tar.getmembers():
+                    if member.isfile() and member.name.endswith(".npy"):
+                        take(f"{path}[{member.name}]", member.name, lambda m=member: np.load(
+                            io.BytesIO(tar.extractfile(m).read()), allow_pickle=False))
+        except UNREADABLE as exc:
+            raise DataError(f"cannot read {path}: {exc}") from None
     elif not path.exists():
         raise DataError(f"arrays not found: {path} (give a folder of .npy files, an .npz, or a "
                         f"tar(.xz) of .npy files)")
@@ -74,8 +84,22 @@ def read_arrays(path: Path):
     shapes = {split: x.shape[1:] for split, (x, _) in splits.items()}
     if len(set(shapes.values())) > 1:
         raise DataError(f"{path}: image shapes differ between splits: {shapes}")
-    num_classes = int(max(y.max() for _, y in splits.values() if len(y))) + 1
-    return splits, tuple(str(i) for i in range(num_classes))
+    if len(splits["train"][0]) == 0:
+        raise DataError(f"{path}: x_train holds no images")
+    # The classes are the labels that occur in training, in order; each split's labels become
+    # their index (labels 0..K-1 stay as they are).
+    classes = np.unique(splits["train"][1])
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"{path}: y_train holds {len(classes):,} distinct labels (at most "
+                        f"{MAX_CLASSES:,} classes); labels must be class numbers, not ids")
+    for split, (x, y) in splits.items():
+        index = np.searchsorted(classes, y).clip(0, len(classes) - 1)
+        unseen = np.unique(y[classes[index] != y])
+        if len(unseen):
+            raise DataError(f"{path}: y_{split} has label(s) {', '.join(map(str, unseen[:5]))} "
+                            f"that no training image has; every class needs training images")
+        splits[split] = (x, index.astype(np.int64))
+    return splits, tuple(str(c) for c in classes)
 
 
 def read(request):

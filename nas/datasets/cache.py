@@ -17,15 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
+from nas import files
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("NAS_CACHE_DIR") or Path.home() / ".cache" / "nas")
 
 
 def cached(path: Path, what: str, read):
-    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    entries = sorted([path] if path.is_file() else path.rglob("*"))
+    # Folders count too: an empty class folder added is a change (a class, or an error).
     key = hashlib.sha256(json.dumps([str(path.resolve()), what] + [
-        (str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]).encode()).hexdigest()[:24]
+        (str(p), p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else str(p)
+        for p in entries]).encode()).hexdigest()[:24]
     cache = cache_dir() / f"{key}.npz"
     if cache.is_file():
         result = _load(cache)
@@ -34,9 +38,8 @@ def cached(path: Path, what: str, read):
     result = read()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{key}.{os.getpid()}.tmp.npz")
-        _save(tmp, *result)
-        tmp.replace(cache)  # atomic: concurrent workers never read half a file
+        with files.replacing(cache) as tmp:  # concurrent workers never read half a file
+            _save(tmp, *result)
     except OSError:
         pass  # no cache then; correctness does not depend on it
     return result
@@ -48,8 +51,6 @@ def _save(file: Path, splits: dict, classes) -> None:
         arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
     with open(file, "wb") as f:
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _load(file: Path):

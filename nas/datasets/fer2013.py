@@ -19,15 +19,18 @@ def read_fer_csv(path: Path):
     """Rows -> splits by Usage; every malformed row is named by file and line."""
     splits = {split: ([], []) for split in FER_USAGE.values()}
     try:
-        f = open(path, newline="")
+        # Bytes that are not UTF-8 become U+FFFD, so the row that holds them is named below
+        # ("must be integers") instead of a decode error with no line.
+        f = open(path, newline="", encoding="utf-8", errors="replace")
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     with f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if "emotion" not in header or "pixels" not in header:
+            got = ",".join(header)
             raise DataError(f"{path}, line 1: expected the header emotion,pixels,Usage; got "
-                            f"{','.join(header)!r}")
+                            f"{got[:60]!r}" + (f"... ({len(got):,} characters)" if len(got) > 60 else ""))
         col = {name: header.index(name) for name in header}
         for line, row in enumerate(reader, start=2):
             if not row:
@@ -74,4 +77,8 @@ def read(request):
         splits, _ = read_arrays(arrays[0])
     if "train" not in splits:
         raise DataError(f"{csv_path}: no Training rows")
+    missing = sorted(set(range(len(FER_CLASSES))) - set(np.unique(splits["train"][1]).tolist()))
+    if missing:  # (the arrays form would also renumber the rest)
+        raise DataError(f"{csv_path or arrays[0]}: no Training rows of emotion(s) "
+                        f"{', '.join(FER_CLASSES[i] for i in missing)}; all 7 need some")
     return splits, FER_CLASSES

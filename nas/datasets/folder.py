@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,17 @@ def read_folder(path: Path, image_size: int | None = None, grayscale: bool = Fal
                 if file.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
                 try:
-                    with Image.open(file) as img:
+                    with warnings.catch_warnings(), Image.open(file) as img:
+                        warnings.simplefilter("error", Image.DecompressionBombWarning)
                         all_grey &= img.mode in ("1", "L", "LA", "I", "I;16", "F")
-                        img = img.convert("RGB")
+                        # "L" is ITU-R 601 luma, as users' own convert("L") gives at inference.
+                        img = img.convert("L" if grayscale else "RGB")
                         if image_size:
                             img = img.resize((image_size, image_size), Image.BILINEAR)
-                        array = np.asarray(img, dtype=np.uint8)
+                        array = np.asarray(img, dtype=np.uint8).reshape(img.height, img.width, -1)
+                except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+                    raise DataError(f"image {file} is too large to decode safely ({exc}); "
+                                    f"shrink it first") from None
                 except (UnidentifiedImageError, OSError, ValueError) as exc:
                     raise DataError(f"cannot decode image {file}: {exc}") from None
                 if size is None:
@@ -52,6 +58,11 @@ def read_folder(path: Path, image_size: int | None = None, grayscale: bool = Fal
                                     f"{size[1]}x{size[0]}; pass --image-size N to resize all to NxN")
                 images.append(array.transpose(2, 0, 1))
                 labels.append(label)
+        if split == "train" and images:
+            empty = [name for label, name in enumerate(classes) if label not in set(labels)]
+            if empty:  # it would be a class the model can never learn
+                raise DataError(f"{path / 'train'}: class folder(s) {', '.join(empty)} hold no "
+                                f"images; remove them or add images")
         if images:
             splits[split] = (np.stack(images), np.array(labels, dtype=np.int64))
     if "train" not in splits:

@@ -15,7 +15,7 @@ import optuna
 import torch
 
 import search_spaces
-from nas import store
+from nas import files, store
 from nas.budget import check
 from nas.config import OBJECTIVES, QUICK_IMAGES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import Data
@@ -123,7 +123,8 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
 
     path = store.weights_path(study_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
+    with files.replacing(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     for key, value in {"val_acc": result.val_acc, "train_time": round(result.seconds, 3),
                        "build_time": round(build_seconds, 4),
                        "capture_time": round(result.capture_seconds, 4),

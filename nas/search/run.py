@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +15,7 @@ import optuna
 import torch
 
 import search_spaces
-from nas import pareto, store
+from nas import pareto, store, urls
 from nas.budget import check
 from nas.config import SearchConfig
 from nas.data import Data, load
@@ -46,9 +46,10 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     device = cfg.resolved_device()
     data = load_data(cfg, cfg.download)
     check_smallest_fits(cfg, data)
+    clip_conv_layers(cfg, data, log)
     study = open_study(cfg, data.info)
-    log(f"study {cfg.study_name!r} stored in {cfg.storage_url}")
-    log(f"dashboard: optuna-dashboard {cfg.storage_url}")
+    log(f"study {cfg.study_name!r} stored in {urls.shown(cfg.storage_url)}")
+    log(f"dashboard: optuna-dashboard {urls.shown(cfg.storage_url)}")
 
     recover_interrupted(study, log)
     done = finished(study, cfg.space)
@@ -64,7 +65,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} "
                 f"trials x {cfg.epochs} epochs on "
                 + (", ".join(f"cuda:{g}" for g in cfg.gpus) if cfg.gpus and cfg.jobs > 1 else str(device))
-                + (f", {cfg.jobs} worker processes" if cfg.jobs > 1 else ""))
+                + workers_note(cfg.jobs, remaining, device))
             if cfg.jobs > 1:
                 try:
                     run_workers(cfg, remaining, len(study.trials))
@@ -89,6 +90,20 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     return SearchResult(study, cfg.study_dir, counts, front, files, time.perf_counter() - start)
 
 
+def workers_note(jobs: int, remaining: int, device: torch.device) -> str:
+    """What runs: a worker per trial at most (run_workers gives none an empty share)."""
+    if jobs <= 1:
+        return ""
+    running = min(jobs, remaining)
+    note = f", {running} worker processes"
+    if running < jobs:
+        note += f" (--jobs {jobs}, but {remaining} trials to run)"
+    cores = os.cpu_count() or 1
+    if running > cores and device.type == "cpu":
+        note += f" sharing {cores} CPU cores (one thread each)"
+    return note
+
+
 def load_data(cfg: SearchConfig, download: bool = False) -> Data:
     return load(cfg.dataset, cfg.data_dir, download, cfg.limit_train, cfg.image_size, cfg.grayscale)
 
@@ -104,6 +119,25 @@ def check_smallest_fits(cfg: SearchConfig, data: Data) -> None:
                 f"the constraints rule out even the smallest {cfg.space!r} model")
         raise UsageError(f"{what} for {data.info.name} ({verdict.params:,} params, "
                          f"{smallest.to_string()}): " + "; ".join(verdict.violations))
+
+
+def clip_conv_layers(cfg: SearchConfig, data: Data, log: Callable[[str], None]) -> None:
+    """A --conv-layers range deeper than the budget allows only yields infeasible trials
+    (9-99 at 5k params: 6 of 6 on `cnn`): cut its top to the deepest smallest model that
+    fits, and say so."""
+    if cfg.conv_layers is None:
+        return
+    low, high = cfg.conv_layers
+    for top in range(high, low, -1):
+        exact = replace(cfg.constraints(), conv_layers=(top, top))
+        if check(search_spaces.smallest_model(cfg.space, data.info, exact), exact).feasible:
+            break
+    else:
+        top = low  # check_smallest_fits has made sure the low end fits
+    if top < high:
+        log(f"--conv-layers {low}-{high}: no {cfg.space!r} net deeper than {top} conv layers fits "
+            f"{cfg.budget:,} params; searching {low}-{top}")
+        cfg.conv_layers = (low, top)
 
 
 def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:

@@ -50,6 +50,21 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
+def settings_that_differ(study: optuna.Study, cfg: SearchConfig, info: DataInfo) -> list[tuple]:
+    """(flag, stored, given) of each setting a resumed study must keep: its trials were
+    trained and counted under them (a new --budget would add trials over the old one)."""
+    data, config = study.user_attrs["data"], study.user_attrs.get("config", {})
+    pairs = [("--dataset", data["name"], info.name),
+             ("--limit-train", data.get("limit_train"), cfg.limit_train),
+             ("--budget", config.get("budget", cfg.budget), cfg.budget),
+             ("--image-size", data.get("image_size"), cfg.image_size),
+             ("--grayscale", data.get("grayscale", False), cfg.grayscale),
+             ("an input shape of", "x".join(str(data[k]) for k in ("in_channels", "height", "width")),
+              "x".join(map(str, info.input_shape))),
+             ("classes", len(data["classes"]), info.num_classes)]
+    return [(flag, held, given) for flag, held, given in pairs if held != given]
+
+
 def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
     """Create the study, or resume it; refuse to mix datasets or objectives in one study."""
     if cfg.storage is None:
@@ -77,11 +92,11 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
                                      "dir": str(resolve_data_dir(cfg.data_dir).resolve())})
         study.set_user_attr("seed", cfg.seed)
         study.set_user_attr("versions", versions())
-    elif (recorded["name"], recorded.get("limit_train")) != (info.name, cfg.limit_train):
-        raise UsageError(
-            f"study {cfg.study_name!r} holds trials on dataset {recorded['name']!r} "
-            f"(limit-train {recorded.get('limit_train')}); got {info.name!r} (limit-train "
-            f"{cfg.limit_train}); accuracies would not be comparable: pass another --study")
+    elif settings_that_differ(study, cfg, info):
+        flag, held, given = settings_that_differ(study, cfg, info)[0]
+        raise UsageError(f"study {cfg.study_name!r} was searched with {flag} {held}; got "
+                         f"{flag} {given}: its trials and new ones would not be comparable "
+                         f"(pass another --study, or the same {flag})")
     store.write_pointer(cfg.study_dir, cfg.study_name, cfg.storage_url)
     return study
 
