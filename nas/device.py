@@ -42,6 +42,24 @@ def heap_bytes() -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
 
 
+def warm_up_training() -> None:
+    """One tiny training and evaluation step, so that what PyTorch imports and sets up
+    lazily on first use happens before a heap limit is set: a module whose import fails
+    for want of memory stays half-initialised for the rest of the process (every later
+    trial failed with "partially initialized module 'torch._inductor'", and one run died
+    with a segmentation fault)."""
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(2, 2))
+    optimizer = torch.optim.AdamW(net.parameters())
+    x = torch.rand(2, 1, 8, 8).contiguous(memory_format=torch.channels_last)
+    nn.functional.cross_entropy(net(x), torch.tensor([0, 1])).backward()
+    optimizer.step()
+    with torch.no_grad():
+        net.eval()(x).argmax(1)
+
+
 @contextmanager
 def memory_limit(gib: float | None, device: torch.device):
     """--memory-limit: what this process's trials may allocate on top of what it holds now
@@ -62,12 +80,13 @@ def memory_limit(gib: float | None, device: torch.device):
         finally:
             torch.cuda.set_per_process_memory_fraction(1.0, device)
         return
-    held = heap_bytes()
-    before = resource.getrlimit(resource.RLIMIT_DATA)
     # oneDNN's CPU kernels stay broken after one of their allocations fails ("could not
     # create a primitive" for every later conv, measured); PyTorch's own kernels recover.
     mkldnn = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False
+    warm_up_training()
+    held = heap_bytes()
+    before = resource.getrlimit(resource.RLIMIT_DATA)
     resource.setrlimit(resource.RLIMIT_DATA, (held + extra, before[1]))
     try:
         yield

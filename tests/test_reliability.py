@@ -221,18 +221,21 @@ def test_a_damaged_journal_line_is_named_and_the_file_left_as_it_is(searched_syn
 # moment a write has begun (an empty file) or a finished file is about to take its name.
 KILL_AT = """
 import os, re, signal, sys
-event, target = sys.argv[1], sys.argv[2]
+event, target, signum = sys.argv[1], sys.argv[2], getattr(signal, sys.argv[3])
+sent = []
 def hook(name, args):
-    if name == event and re.search(target, str(args[0])) and (event != "open" or set(str(args[1])) & set("wa+x")):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if (not sent and name == event and re.search(target, str(args[0]))
+            and (event != "open" or set(str(args[1])) & set("wa+x"))):
+        sent.append(signum)
+        os.kill(os.getpid(), signum)
 sys.addaudithook(hook)
 from nas.cli import main
-sys.exit(main(sys.argv[3:]))
+sys.exit(main(sys.argv[4:]))
 """
 
 
-def _killed_at(event, target, *args):
-    proc = subprocess.run([sys.executable, "-c", KILL_AT, event, target, *map(str, args)],
+def _killed_at(event, target, *args, signum="SIGKILL"):
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, event, target, signum, *map(str, args)],
                           capture_output=True, text=True)
     return proc.returncode
 
@@ -319,3 +322,77 @@ def test_export_replaces_a_good_model_only_with_a_verified_pair(searched_synthet
     assert out.read_bytes() != pair[0] and out.with_suffix(".json").read_bytes() == pair[1]
     code, _, err = run("count", out)
     assert code == 2 and "belongs to another model file" in err
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its reaper."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_end_when_the_search_is_killed_9(tmp_path):
+    """kill -9 of a --jobs search cannot stop its workers itself; they must not go on
+    filling the study with parent 1. They end within a second or so; the next run marks
+    their trials interrupted."""
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
+           "--budget", "15000", "--limit-train", "300", "--runs-dir", str(runs), "--study", "w",
+           "--pruner", "none", "--no-progress", "--jobs", "2"]
+    proc = subprocess.Popen(cmd + ["--trials", "2", "--epochs", "400"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    workers = set()
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        if (runs / "w" / "study.json").is_file():
+            workers = {t.user_attrs["pid"] for t in store.load_study(runs / "w").trials
+                       if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs}
+    assert len(workers) == 2 and proc.pid not in workers, "the workers never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = time.time()
+    while time.time() - killed < 20 and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    gone = time.time() - killed
+    assert not any(_alive(pid) for pid in workers), "workers outlived their search"
+    print(f"workers ended {gone:.1f} s after the search was killed")
+    done = subprocess.run(cmd + ["--trials", "2", "--epochs", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("was interrupted") == 2
+
+
+@pytest.mark.parametrize("signum, target, code", [("SIGTERM", r"test_acc", 143),
+                                                  ("SIGTERM", r"pareto.*\.csv$", 143),
+                                                  ("SIGINT", r"pareto.*\.png$", 130)])
+def test_a_stop_signal_while_the_front_is_written_still_writes_all_of_it(tmp_path, signum, target, code):
+    """The signal arrives as the front's files are being written (sent by the process to
+    itself as the file is opened): they are all written, then the search stops as usual."""
+    runs = tmp_path / "runs"
+    rc = _killed_at("open", target, "search", "--dataset", "synthetic", "--space", "cnn",
+                    "--budget", 15_000, "--limit-train", 200, "--trials", 1, "--epochs", 1,
+                    "--runs-dir", runs, "--study", "s", "--no-progress", signum=signum)
+    assert rc == code
+    front = json.loads((runs / "s" / "pareto.json").read_text())
+    assert front and all(r["test_acc"] is not None for r in front)
+    assert (runs / "s" / "pareto.csv").read_text().count("\n") == len(front) + 1
+    assert (runs / "s" / "pareto.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("gib", ["0.05", "0.001"])
+def test_a_tiny_memory_limit_fails_trials_as_out_of_memory_and_nothing_else(tmp_path, gib):
+    """At limits this small an allocation inside PyTorch's lazy first-use imports used to
+    fail: a half-initialised module broke every later trial, or the process segfaulted."""
+    runs = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "nas", "search", "--dataset", "synthetic",
+                           "--budget", "5k", "--epochs", "1", "--trials", "4", "--memory-limit", gib,
+                           "--runs-dir", str(runs), "--study", "m", "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = store.load_study(runs / "m").trials
+    assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
+    for t in trials:
+        if t.state == optuna.trial.TrialState.FAIL:
+            assert t.user_attrs["fail_reason"].startswith("out of memory: "), t.user_attrs["fail_reason"]

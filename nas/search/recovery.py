@@ -7,6 +7,7 @@ import os
 import platform
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable
 
@@ -49,12 +50,48 @@ def sigterm_stops():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def stop_signals_deferred():
+    """Around writing the front: a SIGINT or SIGTERM that arrives meanwhile is held until
+    the files are written, then raised as usual (exit 130 / 143). Without this a signal just
+    after the last trial left no pareto.* at all, or no plot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum))
+                for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise Stopped(caught[0]) if caught[0] != signal.SIGINT else KeyboardInterrupt()
+
+
 def ignore_stop_signals() -> None:
     """In --jobs workers: Ctrl-C (or a scheduler's SIGTERM) reaches every process of the
     group. Only the parent acts on it: it stops the workers and marks their trials, so none
     is half-handled in a worker. joblib stops workers with SIGKILL, which this does not block."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+
+
+def die_with_parent(every: float = 0.5) -> None:
+    """In --jobs workers: end when the search that started them is gone. A parent killed
+    with -9 cannot stop its workers, and they would go on filling the study unseen (their
+    parent 1, stop signals ignored). A daemon thread watches the parent's pid; the trial
+    then running is left 'running' and the next search marks it interrupted, as for any
+    killed worker (recover_interrupted)."""
+    parent = os.getppid()  # loky starts workers from the search's own process
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="nas-die-with-parent", daemon=True).start()
 
 
 def abandon(trial: optuna.Trial, reason: str) -> None:

@@ -22,8 +22,8 @@ from nas.data import Data, load
 from nas.device import memory_limit, on_device
 from nas.errors import UsageError
 from nas.search.objective import make_objective
-from nas.search.recovery import (STOP_SIGNALS, ignore_stop_signals, recover_interrupted,
-                                 stop_signal)
+from nas.search.recovery import (STOP_SIGNALS, die_with_parent, ignore_stop_signals,
+                                 recover_interrupted, stop_signal, stop_signals_deferred)
 from nas.search.study import (clock, count_states, finished, make_pruner, make_sampler,
                               open_study, trial_line)
 
@@ -84,9 +84,10 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     finally:
         # Also after Ctrl-C (Optuna has marked the running trial failed): the counts and
         # the front come from whatever completed.
-        counts = count_states(study)
-        study.set_user_attr("trial_counts", counts)
-        front, files = pareto.write_front(study, cfg.study_dir, data, device)
+        with stop_signals_deferred():
+            counts = count_states(study)
+            study.set_user_attr("trial_counts", counts)
+            front, files = pareto.write_front(study, cfg.study_dir, data, device)
     return SearchResult(study, cfg.study_dir, counts, front, files, time.perf_counter() - start)
 
 
@@ -158,6 +159,7 @@ def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
 def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, threads: int) -> None:
     """One --jobs worker process: its own data on its device, its own sampler seed."""
     ignore_stop_signals()
+    die_with_parent()
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     configure_logging()
