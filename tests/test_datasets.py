@@ -83,6 +83,17 @@ def test_malformed_fer2013_rows_are_named_by_file_and_line(tmp_path, run, row, m
     assert code == 2 and f"{path}, {message}" in err and err.count("\n") == 1, err
 
 
+def test_a_headerless_fer2013_csv_is_named_without_its_9kb_row(tmp_path, run):
+    x, y = fer_rows()
+    path = tmp_path / "noheader.csv"
+    path.write_text("".join(f"{label},{' '.join(map(str, image.ravel()))},Training\n"
+                            for image, label in zip(x[:3], y[:3])))
+    code, _, err = run("search", "--dataset", f"fer2013:{path}", "--runs-dir", tmp_path / "runs")
+    assert code == 2 and err.count("\n") == 1 and len(err) < 400, err
+    assert f"{path}, line 1: expected the header emotion,pixels,Usage; got '" in err
+    assert "characters)" in err
+
+
 def test_arrays_as_npz_and_npy_folder_with_channels_last_images(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (40, 12, 10, 3), dtype=np.uint8)
