@@ -71,8 +71,8 @@ def _cases(tmp):
         (syn + ["--runs-dir", "/proc/no-such-dir"], "cannot create study folder"),
         (syn + ["--storage", tmp / "no" / "such" / "dir.log"], "cannot open storage"),
         (syn + ["--storage", "sqlite:////no/such/dir/x.db"], "unable to open database file"),
-        (["search", "--dataset", "mnist", "--data-dir", tmp / "empty"],
-         "dataset 'mnist' not found in data dir"),
+        (["search", "--dataset", "fashion-mnist", "--data-dir", tmp / "empty"],
+         "dataset 'fashion-mnist' not found in data dir"),  # (MNIST itself is embedded)
         (["search", "--config", tmp / "missing.toml"], "cannot read config"),
         (["search", "--config", bad_toml], "is not valid TOML"),
         (["search", "--config", unknown_key], "unknown key(s) budjet"),

@@ -3,6 +3,7 @@
 
 import io
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from conftest import shared_data_dir
 from nas.data import load
+from nas.errors import DataError
 
 USAGES = ["Training"] * 20 + ["PublicTest"] * 6 + ["PrivateTest"] * 5
 
@@ -133,6 +135,43 @@ def test_bad_arrays_get_one_line(tmp_path, run, arrays, message):
     code, _, err = run("search", "--dataset", f"arrays:{tmp_path / 'bad.npz'}",
                        "--runs-dir", tmp_path / "runs")
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def _write_idx(folder, images, labels):
+    import gzip
+
+    folder.mkdir(parents=True)
+    for stem, magic, array in (("train-images-idx3-ubyte", 2051, images), ("train-labels-idx1-ubyte", 2049, labels),
+                               ("t10k-images-idx3-ubyte", 2051, images), ("t10k-labels-idx1-ubyte", 2049, labels)):
+        dims = array.shape if magic == 2051 else array.shape[:1]
+        header = b"".join(int(v).to_bytes(4, "big") for v in (magic, *dims))
+        with gzip.open(folder / f"{stem}.gz", "wb") as f:
+            f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_is_embedded_checked_and_a_data_dir_with_the_files_still_wins(tmp_path, monkeypatch):
+    from nas.datasets import idx
+
+    monkeypatch.delenv("NAS_DATA_DIR", raising=False)
+    (tmp_path / "empty").mkdir()
+    own = load("mnist", data_dir=tmp_path / "empty")  # nothing there: the package's copy
+    assert (len(own.train_x), len(own.val_x), len(own.test_x)) == (54_000, 6_000, 10_000)
+    shared = load("mnist", data_dir=shared_data_dir())
+    assert torch.equal(own.test_x, shared.test_x) and torch.equal(own.train_y, shared.train_y)
+    # A data dir that holds the files wins over the embedded copy.
+    rng = np.random.default_rng(0)
+    _write_idx(tmp_path / "mine" / "MNIST" / "raw", rng.integers(0, 256, (40, 28, 28)), np.arange(40) % 10)
+    assert len(load("mnist", data_dir=tmp_path / "mine").test_x) == 40
+    # A damaged embedded file is found by its md5, never read as data.
+    copy = tmp_path / "embedded"
+    shutil.copytree(idx.EMBEDDED, copy)
+    name = "t10k-labels-idx1-ubyte.gz"
+    data = bytearray((copy / "MNIST" / name).read_bytes())
+    data[100] ^= 0xFF  # one byte flipped
+    (copy / "MNIST" / name).write_bytes(bytes(data))
+    monkeypatch.setattr(idx, "EMBEDDED", copy)
+    with pytest.raises(DataError, match=f"embedded MNIST file .*{name} is damaged"):
+        load("mnist", data_dir=tmp_path / "empty")
 
 
 def test_arrays_classes_are_the_labels_that_occur(tmp_path):

@@ -1,8 +1,14 @@
-"""MNIST-style idx files (MNIST, Fashion-MNIST), read straight from their published .gz files."""
+"""MNIST-style idx files (MNIST, Fashion-MNIST), read straight from their published .gz files.
+
+MNIST itself ships inside the package (``embedded/MNIST``, the four published files,
+byte-identical, md5-checked on every load), so the default dataset needs no data folder
+and no network; a data dir that holds the files still wins.
+"""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +20,26 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+EMBEDDED = Path(__file__).parent / "embedded"
+# The published files' md5 sums (the ones torchvision checks too).
+EMBEDDED_MD5 = {"MNIST": {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                          "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+                          "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+                          "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}}
+
+
+def embedded(folder: str) -> Path | None:
+    """The package's own copy of ``folder`` (MNIST), checked file by file; None if it has none."""
+    sums = EMBEDDED_MD5.get(folder)
+    if sums is None:
+        return None
+    for name, md5 in sums.items():
+        path = EMBEDDED / folder / name
+        digest = hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        if digest != md5:
+            raise DataError(f"the embedded {folder} file {path} is damaged (md5 {digest}, published "
+                            f"{md5}); reinstall nas, or point --data-dir at a copy of {folder}/")
+    return EMBEDDED / folder
 
 
 def find(root: Path, folder: str, stem: str) -> Path | None:
@@ -56,6 +82,9 @@ def read(request, *, name: str, folder: str, torchvision_cls: str, classes: tupl
                 for split, stems in IDX_FILES.items() for kind, stem in zip(("x", "y"), stems)}
 
     paths = find_all()
+    if any(p is None for p in paths.values()) and not request.download and embedded(folder):
+        root = EMBEDDED  # the package's own copy
+        paths = find_all()
     if any(p is None for p in paths.values()) and request.download:
         import torchvision.datasets
 
