@@ -38,7 +38,7 @@ def _int(text: str) -> int:
 
 
 def _add_search(sub) -> None:
-    from nas.config import PRUNERS, SAMPLERS
+    from nas.config import PRUNERS, SAMPLERS, duration
     from nas.datasets import dataset_names
     from search_spaces import space_names
 
@@ -83,8 +83,8 @@ def _add_search(sub) -> None:
                                        "with its own rule")
     g.add_argument("--sampler", help=f"{' | '.join(SAMPLERS)} (default tpe)")
     g.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
-    g.add_argument("--timeout", type=_int, help="seconds: start no trial after this long "
-                                                "(each --jobs worker); --trials still caps it")
+    g.add_argument("--timeout", type=_int, help="seconds: start no trial after this long")
+    g.add_argument("--time", type=duration, help="end the whole search by then: 10m, 2h, 1h30m")
 
     g = p.add_argument_group("storage and workers")
     g.add_argument("--study", help="study name (default <dataset>-<budget>, e.g. mnist-50k)")
@@ -133,7 +133,7 @@ def cmd_search(args) -> int:
     print(f"\n{total} trials in study {cfg.study_name!r}: {c['complete']} complete, "
           f"{c['pruned']} pruned, {c['infeasible']} infeasible "
           f"({100 * c['infeasible'] / max(total, 1):.0f}%), {c['failed']} failed"
-          + (f", {c['interrupted']} interrupted (worker killed)" if c["interrupted"] else "")
+          + (f", {c['interrupted']} interrupted (retried first next run)" if c["interrupted"] else "")
           + f"; {result.seconds:.1f}s")
     if result.front:
         print("\nPareto front (params vs validation accuracy; test accuracy of front only):")

@@ -32,6 +32,26 @@ REPORTS_PER_EPOCH = 4
 QUICK_IMAGES = 500
 # Settings that say where things are, not what was searched: not stored in the study.
 LOCAL_SETTINGS = ("data_dir", "storage", "runs_dir")
+Duration = int  # seconds; a flag or preset may write "10m", "2h", "1h30m", "90s" (duration)
+DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+def duration(text) -> int:
+    """'10m' -> 600, '2h' -> 7200, '1h30m' -> 5400, '90s' or '90' or 90 -> 90."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    rest, total = str(text).strip().lower(), 0
+    if rest.isdigit():
+        return int(rest)
+    for unit, seconds in DURATION_UNITS.items():
+        number, found, after = rest.partition(unit)
+        if found:
+            if not number.isdigit():
+                raise ValueError(text)
+            total, rest = total + int(number) * seconds, after
+    if rest or not total:
+        raise ValueError(text)
+    return total
 
 
 @dataclass
@@ -54,6 +74,7 @@ class SearchConfig:
     objective: str = "accuracy"
     sampler: str = "tpe"  # tpe (multi-objective TPE with a pareto objective), tpe-grouped or random
     timeout: int | None = None  # seconds: stop starting trials after this long
+    time: Duration | None = None  # seconds: the whole search ends by then, running trial too
     conv_layers: tuple[int, int] | None = None
     max_macs: int | None = None
     min_speed: int | None = None  # images/s a trial must train at here (nas.trainer.TooSlow)
@@ -83,7 +104,7 @@ class SearchConfig:
                              f"multi-objective studies); --objective {self.objective} stops trials "
                              f"with its own rule: --pruner median (default) or none")
         for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
-                     "min_speed", "jobs", "image_size", "seed", "timeout"):
+                     "min_speed", "jobs", "image_size", "seed", "timeout", "time"):
             check_int(name, getattr(self, name))
         check_positive("memory_limit", self.memory_limit, "a number of GiB > 0", high=1e6)
         check_positive("lr", self.lr)
@@ -130,6 +151,12 @@ def from_settings(settings: dict, preset: str | None = None) -> SearchConfig:
     """A TOML preset (if any) overridden by ``settings`` (the flags given)."""
     merged = read_preset(preset) if preset else {}
     merged.update(settings)
+    if merged.get("time") is not None:
+        try:
+            merged["time"] = duration(merged["time"])
+        except ValueError:
+            raise UsageError(f"bad time {merged['time']!r}: expected a duration such as 10m, "
+                             f"2h, 1h30m or 90s") from None
     if merged.get("conv_layers") is not None:
         merged["conv_layers"] = parse_range(merged["conv_layers"])
     return SearchConfig(**merged)
@@ -164,7 +191,8 @@ def read_preset(path: str) -> dict:
 PRESET_TYPES = {"str": ((str,), "a string"), "int": ((int,), "an integer"),
                 "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
                 "tuple[int, int]": ((str, int, list), 'a range such as "2-4" or [2, 4]'),
-                "tuple[int, ...]": ((str, int, list), 'device numbers such as "0,1" or [0, 1]')}
+                "tuple[int, ...]": ((str, int, list), 'device numbers such as "0,1" or [0, 1]'),
+                "Duration": ((str, int), 'a duration such as "10m", "2h" or seconds')}
 
 
 def parse_gpus(text) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from nas.config import OBJECTIVES, QUICK_IMAGES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import Data
 from nas.device import heap_bytes
 from nas.model import build
-from nas.search.recovery import STOP_SIGNALS, abandon, stop_signal
+from nas.search.recovery import TimeUp, abandon, stop_reason
 from nas.search.study import epochs_done
 from nas.trainer import TooSlow, TrainConfig, train
 
@@ -32,7 +32,9 @@ class TrialFailed(RuntimeError):
     """A trial's training raised; the message is the reason stored in the trial."""
 
 
-def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_dir: Path):
+def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_dir: Path,
+                   deadline: float | None = None):
+    """``deadline``: time.time() by which --time ends the search, running trial included."""
     space = search_spaces.get_space(cfg.space)
     constraints = cfg.constraints()
 
@@ -57,7 +59,7 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
                 trial.set_user_attr("infeasible", reason)
                 raise optuna.TrialPruned(f"infeasible: {reason}")
             try:
-                return train_candidate(trial, spec, cfg, data, device, study_dir)
+                return train_candidate(trial, spec, cfg, data, device, study_dir, deadline)
             finally:
                 # After the model, optimiser and graph are gone, also after a failure:
                 # must not grow trial to trial.
@@ -66,14 +68,14 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
                 else:
                     trial.set_user_attr("heap_after", heap_bytes())
         except KeyboardInterrupt as exc:
-            abandon(trial, f"interrupted: {STOP_SIGNALS[stop_signal(exc)]} during the trial")
-            raise  # Optuna marks it failed; run_search writes the results; exit 130 / 143
+            abandon(trial, stop_reason(exc))
+            raise  # Optuna marks it failed; run_search writes the results; exit 130 / 143 (or 0: --time)
 
     return objective
 
 
 def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
-                    device: torch.device, study_dir: Path):
+                    device: torch.device, study_dir: Path, deadline: float | None = None):
     """Build, train with a report (and a chance to prune) after each epoch, store weights."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed + trial.number)
@@ -84,6 +86,8 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
     last = cfg.epochs * REPORTS_PER_EPOCH
 
     def on_report(step: int, val_acc: float) -> None:
+        if deadline is not None and time.time() > deadline:
+            raise TimeUp(f"--time {cfg.time}s reached during the trial")
         history.append(val_acc)
         trial.set_user_attr("val_history", history)  # what size_aware_stop compares
         # Never stop after the last report: the training is paid for, and a small model

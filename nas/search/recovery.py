@@ -27,6 +27,18 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+class TimeUp(KeyboardInterrupt):
+    """--time is over: the running trial is abandoned like an interrupted one (and retried
+    first by the next run), and the search ends normally with what completed."""
+
+
+def stop_reason(exc: KeyboardInterrupt) -> str:
+    """How an abandoned trial's fail_reason says why."""
+    if isinstance(exc, TimeUp):
+        return f"interrupted: {exc}"
+    return f"interrupted: {STOP_SIGNALS[stop_signal(exc)]} during the trial"
+
+
 def stop_signal(exc: KeyboardInterrupt) -> int:
     return getattr(exc, "signum", signal.SIGINT)
 

@@ -4,6 +4,7 @@ this process or in --jobs workers, and always write the front of what completed.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from nas.data import Data, load
 from nas.device import memory_limit, on_device
 from nas.errors import UsageError
 from nas.search.objective import make_objective
-from nas.search.recovery import (STOP_SIGNALS, die_with_parent, ignore_stop_signals,
+from nas.search.recovery import (STOP_SIGNALS, TimeUp, die_with_parent, ignore_stop_signals,
                                  recover_interrupted, stop_signal, stop_signals_deferred)
 from nas.search.study import (clock, count_states, finished, make_pruner, make_sampler,
                               open_study, trial_line)
@@ -41,6 +42,9 @@ class SearchResult:
 def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                progress: bool = True) -> SearchResult:
     start = time.perf_counter()
+    # --time counts from the start, data loading included; a wall-clock time, so --jobs
+    # workers (other processes) share it.
+    deadline = time.time() + cfg.time if cfg.time else None
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
     configure_logging()
     device = cfg.resolved_device()
@@ -68,7 +72,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 + workers_note(cfg.jobs, remaining, device))
             if cfg.jobs > 1:
                 try:
-                    run_workers(cfg, remaining, len(study.trials))
+                    run_workers(cfg, remaining, len(study.trials), deadline)
                 except KeyboardInterrupt as exc:
                     # joblib has stopped the workers: mark their trials now, not next run.
                     recover_interrupted(study, log, STOP_SIGNALS[stop_signal(exc)]
@@ -79,8 +83,8 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                     torch.cuda.set_device(device)  # graphs and streams are made on it
                 data = on_device(data, device)
                 with memory_limit(cfg.memory_limit, device):
-                    optimize(study, make_objective(cfg, data, device, cfg.study_dir), remaining,
-                             cfg, log, progress)
+                    optimize(study, make_objective(cfg, data, device, cfg.study_dir, deadline),
+                             remaining, cfg, log, progress, deadline=deadline)
     finally:
         # Also after Ctrl-C (Optuna has marked the running trial failed): the counts and
         # the front come from whatever completed.
@@ -141,7 +145,8 @@ def clip_conv_layers(cfg: SearchConfig, data: Data, log: Callable[[str], None]) 
         cfg.conv_layers = (low, top)
 
 
-def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
+def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int,
+                deadline: float | None = None) -> None:
     """``cfg.jobs`` processes on one study; the storage keeps them apart. The trials are
     split exactly, so the study gets ``n_trials`` more, none run twice."""
     from joblib import Parallel, delayed
@@ -152,11 +157,12 @@ def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int) -> None:
     # about semaphores of theirs that it cleans up anyway.
     os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     Parallel(n_jobs=cfg.jobs, backend="loky")(
-        delayed(worker)(cfg, i, share, trials_before, threads)
+        delayed(worker)(cfg, i, share, trials_before, threads, deadline)
         for i, share in enumerate(shares) if share)
 
 
-def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, threads: int) -> None:
+def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, threads: int,
+           deadline: float | None = None) -> None:
     """One --jobs worker process: its own data on its device, its own sampler seed."""
     ignore_stop_signals()
     die_with_parent()
@@ -171,8 +177,9 @@ def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, thr
                               sampler=make_sampler(cfg, trials_before, index + 1),
                               pruner=make_pruner(cfg))
     with memory_limit(cfg.memory_limit, device):
-        optimize(study, make_objective(cfg, data, device, cfg.study_dir), n_trials, cfg,
-                 lambda line: print(line, flush=True), progress=False, label=f"w{index} ")
+        optimize(study, make_objective(cfg, data, device, cfg.study_dir, deadline), n_trials, cfg,
+                 lambda line: print(line, flush=True), progress=False, label=f"w{index} ",
+                 deadline=deadline)
 
 
 def configure_logging() -> None:
@@ -185,7 +192,8 @@ def configure_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label="") -> None:
+def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label="",
+             deadline: float | None = None) -> None:
     """Run up to ``n_trials``, and stop once the study holds --trials finished trials of
     this space, also when other processes or machines (--storage URL) fill it too. One line
     per finished trial with progress and ETA, plus a live bar when stderr is a terminal."""
@@ -209,8 +217,13 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
         if finished(study, cfg.space) >= cfg.trials:
             study.stop()  # others filled the rest; a trial in flight elsewhere may add one
 
+    timeout = cfg.timeout
+    if deadline is not None:  # start no trial after it either
+        timeout = max(0.0, min(timeout or math.inf, deadline - time.time()))
     try:
-        study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, callbacks=[report],
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[report],
                        catch=(Exception,))  # a failing trial never ends the search
+    except TimeUp as exc:
+        log(f"{label}stopped: {exc}; its trial is marked interrupted and runs first next time")
     finally:
         bar.close()
