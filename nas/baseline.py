@@ -19,7 +19,7 @@ from torch import nn
 from nas import store
 from nas.arch import ArchSpec, SpecError
 from nas.budget import count_macs, count_params
-from nas.count import module_rows, torchvision_names
+from nas.count import adapt_torchvision, module_rows, torchvision_names
 from nas.errors import UsageError
 from nas.model import build
 from nas.recipe import TrainingRun
@@ -47,22 +47,6 @@ class BaselineConfig(TrainingRun):
     name: str
     epochs: int = 12
     limit_train: int | str | None = store.RECORDED  # --limit-train N >= the split: all images
-
-
-def adapt_torchvision(name: str, in_channels: int, num_classes: int) -> nn.Module:
-    """A torchvision classifier, untrained, for ``in_channels`` and ``num_classes``."""
-    import torchvision.models
-
-    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    if in_channels != 3:  # replace the first conv: same shape of layer, other input channels
-        for parent in model.modules():
-            for child_name, child in parent.named_children():
-                if isinstance(child, nn.Conv2d):
-                    setattr(parent, child_name, nn.Conv2d(
-                        in_channels, child.out_channels, child.kernel_size, child.stride,
-                        child.padding, bias=child.bias is not None))
-                    return model
-    return model
 
 
 def make(name: str, info) -> tuple[nn.Module, str, int, int]:

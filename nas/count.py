@@ -31,6 +31,13 @@ class Count:
     rows: list[Row]
     params: int
     macs: int | None
+    not_counted: tuple[str, ...] = ()  # computation the MAC rule skips, named for a warning
+
+
+# Modules that compute with weights outside Conv2d/Linear leaves, which the hooks miss
+# (MultiheadAttention: its in-projection weight and the attention matmuls themselves).
+UNCOUNTED_MODULES = ("MultiheadAttention", "RNN", "LSTM", "GRU", "Conv1d", "Conv3d",
+                     "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Bilinear")
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -49,6 +56,24 @@ def torchvision_names() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
+def adapt_torchvision(name: str, in_channels: int, num_classes: int):
+    """A torchvision classifier, untrained, for ``in_channels`` and ``num_classes``: the
+    first conv replaced by one of the same shape for the other number of input channels."""
+    import torchvision.models
+    from torch import nn
+
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        for parent in model.modules():
+            for child_name, child in parent.named_children():
+                if isinstance(child, nn.Conv2d):
+                    setattr(parent, child_name, nn.Conv2d(
+                        in_channels, child.out_channels, child.kernel_size, child.stride,
+                        child.padding, bias=child.bias is not None))
+                    return model
+    return model
+
+
 def count(target: str, input_shape: tuple[int, int, int] | None = None,
           num_classes: int | None = None) -> Count:
     if num_classes is not None and num_classes < 1:
@@ -56,10 +81,10 @@ def count(target: str, input_shape: tuple[int, int, int] | None = None,
     if Path(target).is_file():
         return _count_torchscript(Path(target), input_shape)
     if target in torchvision_names():
-        import torchvision.models
-
-        model = torchvision.models.get_model(target, weights=None, num_classes=num_classes or 1000)
-        return count_module(model, target, input_shape or (3, 224, 224))
+        shape = input_shape or (3, 224, 224)
+        model = adapt_torchvision(target, shape[0], num_classes or 1000)  # as nas baseline does
+        what = target + (f" (first conv adapted to {shape[0]} input channel(s))" if shape[0] != 3 else "")
+        return count_module(model, what, shape)
     return _count_spec(target, input_shape or (1, 28, 28), num_classes or 10)
 
 
@@ -115,7 +140,17 @@ def module_rows(model, shape) -> list[Row]:
 def count_module(model, what, shape) -> Count:
     rows = module_rows(model, shape)
     return Count(what, shape, rows, sum(p.numel() for p in model.parameters()),
-                 sum(r.macs or 0 for r in rows))
+                 sum(r.macs or 0 for r in rows), not_counted(model))
+
+
+def not_counted(model) -> tuple[str, ...]:
+    """What the Conv2d/Linear rule leaves out of the MACs: each such module type, with how
+    many there are (e.g. '12 MultiheadAttention')."""
+    from collections import Counter
+
+    kinds = Counter(type(m).__name__ for m in model.modules()
+                    if type(m).__name__ in UNCOUNTED_MODULES)
+    return tuple(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
 
 def _sidecar_shape(model: Path, sidecar: Path):
@@ -177,4 +212,8 @@ def table(result: Count) -> str:
                      f"{'' if r.macs is None else format(r.macs, ','):>15}")
     macs = "n/a" if result.macs is None else f"{result.macs:,}"
     lines.append(f"{'total':<61} {result.params:>12,} {macs:>15}")
+    if result.not_counted:
+        lines.append(f"warning: MACs count Conv2d and Linear layers only; not counted: "
+                     f"{', '.join(result.not_counted)} (e.g. attention's in-projection and "
+                     f"matmuls), so the total is low")
     return "\n".join(lines)

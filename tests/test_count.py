@@ -53,3 +53,23 @@ def test_bad_count_inputs_get_one_line(tmp_path, run):
                           ([tmp_path / "junk.pt", "--input", "1x28x28"], "is not a TorchScript file")):
         code, _, err = run("count", *args)
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_a_torchvision_model_on_one_channel_input_gets_its_first_conv_adapted(run):
+    code, out, err = run("count", "resnet18", "--input", "1x28x28", "--classes", "10")
+    assert code == 0, err
+    assert out.startswith("resnet18 (first conv adapted to 1 input channel(s)), input 1x28x28")
+    conv1 = next(line for line in out.splitlines() if line.startswith("conv1 "))
+    assert conv1.split()[2] == f"{64 * 1 * 7 * 7:,}"  # 1 input channel, not 3
+    three = count("resnet18", (3, 28, 28), 10)
+    assert count("resnet18", (1, 28, 28), 10).params == three.params - 64 * 2 * 7 * 7
+
+
+def test_a_model_with_computation_the_mac_rule_skips_says_so(run):
+    code, out, err = run("count", "vit_b_16")
+    assert code == 0, err
+    warning = out.splitlines()[-1]
+    assert warning.startswith("warning: MACs count Conv2d and Linear layers only; not counted: "
+                              "12 MultiheadAttention")
+    code, out, _ = run("count", "resnet18")
+    assert code == 0 and "warning" not in out  # nothing skipped there
