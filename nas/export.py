@@ -18,6 +18,7 @@ from nas import files, store
 from nas.budget import count_params
 from nas.errors import UsageError
 from nas.model import Normalized
+from nas.progress import step
 
 TOLERANCE = 1e-6  # max abs difference of the reloaded file's outputs from the eager model's
 
@@ -54,7 +55,9 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     except OSError as exc:
         raise UsageError(f"cannot write --out {str(out)!r}: {exc.strerror}") from None
     try:
-        meta = _write_checked(model_tmp, eager, spec, trial, study, data)
+        images = f"{len(data.test_x):,} test images" if data is not None else "random images"
+        with step(f"writing and checking the TorchScript file on {images}"):
+            meta = _write_checked(model_tmp, eager, spec, trial, study, data)
         meta.update({"model": out.name, "val_acc": val_acc,
                      "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
         sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")

@@ -16,6 +16,7 @@ import optuna
 
 from nas import files, store
 from nas.evaluate import measure_accuracy
+from nas.progress import step
 
 FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch")
 
@@ -88,12 +89,14 @@ def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data
     cache = cached_test_acc(study_dir)
     trials = {t.number: t for t in store.completed_trials(study)}
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
-    for row in front_rows:
-        key = test_acc_key(study_dir, row.trial)
-        if key is not None and key not in cache:
+    keys = {row.trial: test_acc_key(study_dir, row.trial) for row in front_rows}
+    todo = [row for row in front_rows if keys[row.trial] is not None and keys[row.trial] not in cache]
+    with step(f"scoring {len(todo)} front trial(s) on {len(test_x):,} test images"):
+        for row in todo:
             _, model = store.load_trained(study_dir, trials[row.trial])
-            cache[key] = measure_accuracy(model.to(device), test_x, test_y, data.info)
-        row.test_acc = cache.get(key)
+            cache[keys[row.trial]] = measure_accuracy(model.to(device), test_x, test_y, data.info)
+    for row in front_rows:
+        row.test_acc = cache.get(keys[row.trial])
     files.write_json(Path(study_dir) / TEST_ACC_CACHE, cache, indent=1)
 
 

@@ -368,6 +368,21 @@ def test_time_ends_the_whole_search_keeps_what_completed_and_writes_the_front(tm
                                                  if t not in queued)
 
 
+def test_slow_steps_say_what_they_do_in_one_log_line_each(searched, run, tmp_path, monkeypatch):
+    from nas import progress
+
+    monkeypatch.setattr(progress, "SLOW_SECONDS", 0.0)  # every step counts as slow here
+    study_dir, _ = searched
+    (study_dir / "test_acc.json").unlink()  # so the front is scored again
+    code, _, err = run("pareto", study_dir)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "front trial(s) on" in line]
+    assert len(lines) == 1 and re.fullmatch(r"nas: scoring \d+ front trial\(s\) on [\d,]+ test "
+                                            r"images: done in [\d.]+ s", lines[0]), err
+    code, _, err = run("export", study_dir, "--best", "--out", tmp_path / "m.pt")
+    assert code == 0 and err.count("nas: writing and checking the TorchScript file on") == 1, err
+
+
 def test_one_cycle_schedule_works_for_any_number_of_steps():
     from nas.trainer import one_cycle
 

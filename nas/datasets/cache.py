@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nas import files
+from nas.progress import step
 
 
 def cache_dir() -> Path:
@@ -35,7 +36,8 @@ def cached(path: Path, what: str, read):
         result = _load(cache)
         if result is not None:
             return result
-    result = read()
+    with step(f"decoding {path.name} (once: cached after)"):
+        result = read()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with files.replacing(cache) as tmp:  # concurrent workers never read half a file

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.errors import DataError
+from nas.progress import step
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -99,6 +100,7 @@ def read(request, *, name: str, folder: str, torchvision_cls: str, classes: tupl
         raise DataError(f"dataset {name!r} not found in data dir {root} (looked for "
                         f"{root / folder / 'raw' / (stem + '.gz')}); point --data-dir or "
                         f"NAS_DATA_DIR at the folder that holds {folder}/, or add --download")
-    arrays = {key: read_idx(p, IMAGES_MAGIC if key[1] == "x" else LABELS_MAGIC)
-              for key, p in paths.items()}
+    with step(f"reading {name} from {paths['train', 'x'].parent}"):
+        arrays = {key: read_idx(p, IMAGES_MAGIC if key[1] == "x" else LABELS_MAGIC)
+                  for key, p in paths.items()}
     return {split: (arrays[split, "x"], arrays[split, "y"]) for split in ("train", "test")}, classes
