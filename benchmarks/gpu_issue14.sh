@@ -17,11 +17,11 @@ for row in $rows; do
     mnist-8k)
       t nas search --space cnn --budget 8000 --dataset mnist --data-dir "$data" --trials 60 --epochs 3 \
         --fill 0.8 --jobs 4 --runs-dir "$runs" --study mnist-8k --no-progress
-      t nas train "$runs/mnist-8k" --best --epochs 40 --augment crop --data-dir "$data" ;;
+      t nas train "$runs/mnist-8k" --best --epochs 40 --augment affine --data-dir "$data" ;;
     mnist-50k)
       t nas search --space mobilenet --budget 50000 --dataset mnist --data-dir "$data" --trials 60 \
         --epochs 3 --fill 0.8 --jobs 4 --runs-dir "$runs" --study mnist-50k --no-progress
-      t nas train "$runs/mnist-50k" --best --epochs 40 --augment crop --data-dir "$data" ;;
+      t nas train "$runs/mnist-50k" --best --epochs 40 --augment affine --data-dir "$data" ;;
     fashion-50k)
       t nas search --space mobilenet --budget 50000 --dataset fashion-mnist --data-dir "$data" --trials 60 \
         --epochs 3 --fill 0.8 --jobs 4 --runs-dir "$runs" --study fashion-50k --no-progress

@@ -65,6 +65,15 @@ def read_only(folder: Path):
             folder.chmod(0o755)
 
 
+def without_progress(err: str) -> list[str]:
+    """stderr's lines but the slow-step ones (nas.progress: 'nas: ...: done in 1.2 s'),
+    which a loaded machine prints where an idle one does not."""
+    import re
+
+    return [line for line in err.strip().splitlines()
+            if not re.fullmatch(r"nas: .*: done in [\d.]+ s", line)]
+
+
 def copy_study(original: Path, study_dir: Path) -> Path:
     """A private copy of a study folder, its journal file included, that reads its own journal."""
     import json

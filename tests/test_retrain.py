@@ -39,7 +39,10 @@ def test_distillation_alone_teaches_the_student(study, run, tmp_path):
     assert code == 0, err
     figures = json.loads(next((study / "retrained").glob("trial-*-kd.json")).read_text())
     assert figures["alpha"] == 1.0 and figures["teacher"] == str(tmp_path / "teacher.pt")
-    assert figures["val_acc"] > 0.8
+    # From soft targets alone it learns the task (chance is 0.25) to within 10 points of
+    # the teacher it copies (which architecture that is depends on the fixture's search).
+    teacher = json.loads((tmp_path / "teacher.json").read_text())
+    assert figures["val_acc"] > max(0.5, teacher["val_acc"] - 0.1), (figures["val_acc"], teacher["val_acc"])
 
 
 def test_retrain_augments_as_the_search_did_unless_told(run, tmp_path):
