@@ -92,8 +92,8 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
                                      "dir": str(resolve_data_dir(cfg.data_dir).resolve())})
         study.set_user_attr("seed", cfg.seed)
         study.set_user_attr("versions", versions())
-    elif settings_that_differ(study, cfg, info):
-        flag, held, given = settings_that_differ(study, cfg, info)[0]
+    elif differ := settings_that_differ(study, cfg, info):
+        flag, held, given = differ[0]
         raise UsageError(f"study {cfg.study_name!r} was searched with {flag} {held}; got "
                          f"{flag} {given}: its trials and new ones would not be comparable "
                          f"(pass another --study, or the same {flag})")
