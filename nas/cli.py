@@ -1,9 +1,6 @@
 """Command line: nas search | pareto | export | train | baseline | count | compare | dashboard.
-
-Bad input of any kind ends with one line on stderr ("nas: error: ...") and exit code 2;
-``--debug`` shows tracebacks instead. Ctrl-C ends a search with code 130 after writing
-the Pareto files from what completed.
-"""
+Bad input of any kind ends with one line on stderr ("nas: error: ...") and exit code 2
+(``--debug``: tracebacks). Ctrl-C ends a search with code 130 after writing its front."""
 
 from __future__ import annotations
 
@@ -52,10 +49,8 @@ def _add_search(sub) -> None:
     g.add_argument("--budget", type=_int, help="max trainable params, e.g. 50000 or 50k (default 50k)")
     g.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
     g.add_argument("--max-macs", type=_int, help="max multiply-accumulates per image")
-    g.add_argument("--min-speed", type=_int, help="stop a trial at its first report if it trains "
-                                                  "fewer images/s than this here (keeps retrains short)")
-    g.add_argument("--fill", type=float, help="prefer nets using at least this share of the "
-                                              "budget, e.g. 0.9 (default 0: any size)")
+    g.add_argument("--min-speed", type=_int, help="stop trials training fewer images/s here")
+    g.add_argument("--fill", type=float, help="prefer nets using this share of the budget: 0.9")
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help=f"{', '.join(dataset_names())}; arrays and folder as "
@@ -85,6 +80,8 @@ def _add_search(sub) -> None:
     g.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
     g.add_argument("--timeout", type=_int, help="seconds: start no trial after this long")
     g.add_argument("--time", type=duration, help="end the whole search by then: 10m, 2h, 1h30m")
+    g.add_argument("--full", action="store_true", help="full size (20 trials x 3 epochs on every "
+                   "image) without a GPU too; there, a search given no size runs about 10 minutes")
 
     g = p.add_argument_group("storage and workers")
     g.add_argument("--study", help="study name (default <dataset>-<budget>, e.g. mnist-50k)")
@@ -107,11 +104,12 @@ def _add_search(sub) -> None:
 
 
 def _search_config(args):
+    """The search's settings, and the note saying how it was sized to a CPU (or None)."""
     from nas.config import from_settings
 
     given = {k: v for k, v in vars(args).items()
-             if k not in ("func", "command", "debug", "config", "no_progress")}
-    return from_settings(given, getattr(args, "config", None))
+             if k not in ("func", "command", "debug", "config", "no_progress", "full")}
+    return from_settings(given, getattr(args, "config", None), getattr(args, "full", False))
 
 
 def cmd_search(args) -> int:
@@ -119,7 +117,9 @@ def cmd_search(args) -> int:
     from nas.search.recovery import STOP_SIGNALS, sigterm_stops, stop_signal
     from nas.search.run import run_search
 
-    cfg = _search_config(args)
+    cfg, sized_note = _search_config(args)
+    if sized_note:
+        print(sized_note, flush=True)
     try:
         with sigterm_stops():
             result = run_search(cfg, progress=not getattr(args, "no_progress", False))
@@ -152,8 +152,7 @@ def cmd_pareto(args) -> int:
     data = store.load_study_data(study, args.data_dir)
     front, files = pareto.write_front(study, Path(args.study_dir), data, "cpu")
     print(pareto.table(front))
-    baselines = store.read_baselines(args.study_dir)
-    if baselines:
+    if baselines := store.read_baselines(args.study_dir):
         print("\n" + pareto.baseline_table(baselines))
     if data is None:
         print("(test accuracy not measured: dataset not found; pass --data-dir)", file=sys.stderr)
@@ -163,24 +162,25 @@ def cmd_pareto(args) -> int:
 
 def cmd_export(args) -> int:
     from nas import store
-    from nas.export import export
+    from nas.export import FORMATS, export, sidecar_path
 
     if args.best == (args.trial is not None):
         raise UsageError("nas export needs exactly one of --best or --trial N")
     study = store.load_study(args.study_dir)
     trial = store.pick_trial(study, args.trial)  # fails early, before loading data
     out, meta = export(args.study_dir, study, trial, args.out, store.load_study_data(study, args.data_dir),
-                       args.weights)
+                       args.weights, args.format)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
-          f"val_acc {meta['val_acc']:.4f}, test_acc {test}) to {out} and {out.with_suffix('.json')}")
-    print(f"TorchScript reload matches the eager model (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
+          f"val_acc {meta['val_acc']:.4f}, test_acc {test}) to {out} and {sidecar_path(out)}")
+    runtime = "onnxruntime runs" if args.format == "onnx" else "torch.jit.load reloads"
+    print(f"{FORMATS[args.format][1]} check: {runtime} it to the eager model's outputs on "
+          f"{meta['checked_on']} (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
     return 0
 
 
 def cmd_dashboard(args) -> int:
     from optuna_dashboard import run_server
-
     from nas import store, urls
 
     store.load_study(args.study_dir)  # validates the folder and the storage
@@ -235,8 +235,7 @@ def cmd_compare(args) -> int:
 def cmd_count(args) -> int:
     from nas.count import count, parse_shape, table
 
-    shape = parse_shape(args.input) if args.input else None
-    print(table(count(args.model, shape, args.classes)))
+    print(table(count(args.model, parse_shape(args.input) if args.input else None, args.classes)))
     return 0
 
 
@@ -268,11 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset folder, to score the front on the test set")
     p.set_defaults(func=cmd_pareto)
 
-    p = sub.add_parser("export", help="write a trained trial as TorchScript + JSON sidecar")
+    p = sub.add_parser("export", help="write a trained trial as TorchScript or ONNX + JSON sidecar")
     p.add_argument("study_dir", help="study folder, e.g. runs/mnist-50k")
     p.add_argument("--best", action="store_true", help="the trial with the best val accuracy")
     p.add_argument("--trial", type=_int, help="trial number")
-    p.add_argument("--out", help="output .pt file (default <study_dir>/model-trialN.pt)")
+    p.add_argument("--format", default="torchscript", help="torchscript (default, .pt) | onnx (.onnx)")
+    p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt or .onnx)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
     p.add_argument("--weights", help="weights to export instead of the search's, e.g. "
                                      "runs/mnist-50k/retrained/trial-12.pt from nas train")
@@ -326,9 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv
+    debug = "--debug" in argv  # taken anywhere: `nas search ... --debug` too
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args([a for a in argv if a != "--debug"])
         return args.func(args)
     except UsageError as exc:
         if debug:

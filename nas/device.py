@@ -16,7 +16,7 @@ from nas.errors import UsageError
 def resolve_device(name: str) -> torch.device:
     """--device: auto (the GPU when there is one), cpu, cuda or cuda:N that exists."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -24,7 +24,8 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise UsageError(f"--device {name!r} but this machine has "
                          f"{torch.cuda.device_count()} CUDA device(s); use cpu or auto")
-    return device
+    # Numbered: torch.cuda.set_device and memory queries refuse a bare "cuda".
+    return torch.device("cuda", device.index or 0) if device.type == "cuda" else device
 
 
 def on_device(data: Data, device: torch.device) -> Data:

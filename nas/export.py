@@ -1,8 +1,11 @@
-"""Export a trained trial as a self-contained TorchScript file plus a JSON sidecar.
+"""Export a trained trial as one self-contained model file (TorchScript or ONNX) plus a
+JSON sidecar.
 
 The module is rebuilt from the spec stored in the trial (so old studies still export after
 a space changes), loads the trial's weights, and takes float images in [0, 1] shaped
-(N, C, H, W): the dataset's normalisation is part of the exported module.
+(N, C, H, W): the dataset's normalisation is part of the exported model. Each file is run
+after writing, by the runtime that will serve it (torch.jit.load, onnxruntime), against the
+eager model on real validation images; it replaces nothing unless that check passes.
 """
 
 from __future__ import annotations
@@ -16,21 +19,29 @@ import torch
 
 from nas import files, store
 from nas.budget import count_params
-from nas.errors import UsageError
+from nas.errors import UsageError, check_choice
 from nas.model import Normalized
 from nas.progress import step
 
-TOLERANCE = 1e-6  # max abs difference of the reloaded file's outputs from the eager model's
+# The file suffix of each format, its name in messages, and the max abs difference of the
+# written file's outputs from the eager model's: TorchScript runs the same kernels, while
+# onnxruntime folds batch norm into the convs and sums in another order.
+FORMATS = {"torchscript": (".pt", "TorchScript", 1e-6), "onnx": (".onnx", "ONNX", 1e-4)}
+CHECK_IMAGES = 256
 
 
 def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-           out: str | Path | None = None, data=None, weights: str | Path | None = None
-           ) -> tuple[Path, dict]:
-    """Write ``out`` (.pt) and its .json sidecar; returns the .pt path and the sidecar's content.
+           out: str | Path | None = None, data=None, weights: str | Path | None = None,
+           format: str = "torchscript") -> tuple[Path, dict]:
+    """Write ``out`` (.pt, or .onnx with format="onnx") and its .json sidecar; returns the
+    model's path and the sidecar's content.
 
-    ``data`` (a ``nas.data.Data``) supplies real test images for the equality check and
-    the test accuracy; without it the check uses random images and test_acc is null.
+    ``data`` (a ``nas.data.Data``) supplies real validation images for the equality check
+    and test images for the test accuracy; without it the check uses random images and
+    test_acc is null.
     """
+    check_choice("format", format, FORMATS)
+    suffix, label, _ = FORMATS[format]
     study_dir = Path(study_dir)
     spec, net = store.load_trained(study_dir, trial, weights)
     # Retrained weights carry their own validation accuracy beside them (nas train).
@@ -40,66 +51,125 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     info = study.user_attrs["data"]
     eager = Normalized(net, info["mean"], info["std"]).eval()
 
-    out = Path(out) if out else study_dir / (f"model-{Path(weights).stem}.pt" if weights
-                                             else f"model-trial{trial.number}.pt")
-    if out.suffix != ".pt":
-        raise UsageError(f"--out must end in .pt, got {str(out)!r}")
+    out = Path(out) if out else study_dir / (f"model-{Path(weights).stem}{suffix}" if weights
+                                             else f"model-trial{trial.number}{suffix}")
+    if out.suffix != suffix:
+        raise UsageError(f"--out must end in {suffix} for --format {format}, got {str(out)!r}")
     if out.is_dir():
-        raise UsageError(f"--out {str(out)!r} is a folder; give a file path ending in .pt")
+        raise UsageError(f"--out {str(out)!r} is a folder; give a file path ending in {suffix}")
+    runtime = WRITERS[format]  # before any file: a missing onnxruntime is said first
+    runtime.check_installed()
     # Written and checked under temporary names; only a verified pair replaces the user's
     # files (model first, then its sidecar, which names the model's sha256).
-    model_tmp, sidecar_tmp = files.temporary_name(out), files.temporary_name(out.with_suffix(".json"))
+    model_tmp, sidecar_tmp = files.temporary_name(out), files.temporary_name(sidecar_path(out))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         model_tmp.touch()  # torch's own error for an unwritable folder names no file
     except OSError as exc:
         raise UsageError(f"cannot write --out {str(out)!r}: {exc.strerror}") from None
     try:
-        images = f"{len(data.test_x):,} test images" if data is not None else "random images"
-        with step(f"writing and checking the TorchScript file on {images}"):
-            meta = _write_checked(model_tmp, eager, spec, trial, study, data)
+        images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
+                  else "random images")
+        with step(f"writing the {label} file and checking it on {images}"):
+            meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
         meta.update({"model": out.name, "val_acc": val_acc,
                      "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
         sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
         files.commit(model_tmp, out)
-        files.commit(sidecar_tmp, out.with_suffix(".json"))
+        files.commit(sidecar_tmp, sidecar_path(out))
     finally:
         for tmp in (model_tmp, sidecar_tmp):
             tmp.unlink(missing_ok=True)
     return out, meta
 
 
-def _write_checked(path: Path, eager: torch.nn.Module, spec, trial, study, data) -> dict:
-    """Script ``eager`` to ``path``, reload it and check it; the sidecar's content."""
-    with warnings.catch_warnings():
-        # TorchScript is deprecated upstream but is exactly the artefact users asked for:
-        # one file that plain torch.jit.load runs, no nas or Python class needed.
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(eager), str(path))
-        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+class TorchScript:
+    """One file that plain torch.jit.load runs, no nas or Python class needed. Deprecated
+    upstream, but the artefact the product promises, so still the default."""
+
+    @staticmethod
+    def check_installed() -> None:
+        pass
+
+    @staticmethod
+    def write(path: Path, eager: torch.nn.Module, example: torch.Tensor):
+        """Write ``eager`` to ``path``; what runs the file, and the params it holds."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(torch.jit.script(eager), str(path))
+            loaded = torch.jit.load(str(path), map_location="cpu").eval()
+        return loaded, sum(p.numel() for p in loaded.parameters())
+
+
+class Onnx:
+    """An ONNX graph (any batch size) run by onnxruntime. Its weights are not the model's
+    parameters one to one (batch norm is folded into the convs), so only the eager model's
+    count is checked."""
+
+    @staticmethod
+    def check_installed() -> None:
+        try:
+            import onnx, onnxruntime, onnxscript  # noqa: F401, E401 (the exporter's and the check's)
+        except ImportError as exc:
+            raise UsageError(f"--format onnx needs the package {exc.name}, which is not installed "
+                             f"here: pip install onnx onnxscript onnxruntime (nas's [onnx] extra); "
+                             f"--format torchscript needs nothing more") from None
+
+    @staticmethod
+    def write(path: Path, eager: torch.nn.Module, example: torch.Tensor):
+        import onnxruntime
+
+        batch = torch.export.Dim("batch", min=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exporter chatter; the check below is what counts
+            torch.onnx.export(eager, (example,), str(path), dynamo=True, external_data=False,
+                              input_names=["images"], output_names=["logits"],
+                              dynamic_shapes=({0: batch},), verbose=False)
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+        def run(images: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+        return run, None
+
+
+WRITERS = {"torchscript": TorchScript, "onnx": Onnx}
+
+
+def sidecar_path(out: Path) -> Path:
+    """model.pt -> model.json (as ever); model.onnx -> model.onnx.json, so exporting one
+    trial in both formats keeps both sidecars."""
+    return out.with_suffix(".json") if out.suffix == ".pt" else out.with_name(out.name + ".json")
+
+
+def _write_checked(path: Path, eager: torch.nn.Module, format: str, spec, trial, study,
+                   data) -> dict:
+    """Write ``eager`` to ``path`` in ``format``, load it back and check it; the sidecar's
+    content."""
     params = count_params(spec)
     info = study.user_attrs["data"]
-
     if data is not None:
-        sample = data.test_x[:256].float() / 255
+        sample = data.val_x[:CHECK_IMAGES].float() / 255
     else:
         shape = (spec.in_channels, spec.height, spec.width)
         sample = torch.rand(64, *shape, generator=torch.Generator().manual_seed(0))
+    loaded, in_file = WRITERS[format].write(path, eager, sample[:2])
     with torch.no_grad():
         difference = (loaded(sample) - eager(sample)).abs().max().item()
     # Every export is checked: the file holds exactly the params the search counted and
     # stored for this trial, within the study's budget, and computes what the eager model does.
     budget = study.user_attrs.get("config", {}).get("budget")
-    in_file = sum(p.numel() for p in loaded.parameters())
+    in_eager = sum(p.numel() for p in eager.parameters())
     problems = [f"{what} ({value:,}) differs from the spec's count ({params:,})"
                 for what, value in (("the file's parameter count", in_file),
+                                    ("the model's parameter count", in_eager),
                                     ("the trial's stored count", trial.user_attrs["params"]))
-                if value != params]
+                if value is not None and value != params]
     if budget is not None and params > budget:
         problems.append(f"{params:,} params is over the study's budget of {budget:,}")
-    if difference > TOLERANCE:
+    tolerance = FORMATS[format][2]
+    if difference > tolerance:
         problems.append(f"its outputs differ from the eager model's by {difference:g} "
-                        f"(> {TOLERANCE:g})")
+                        f"(> {tolerance:g})")
     if problems:
         raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
 
@@ -113,6 +183,7 @@ def _write_checked(path: Path, eager: torch.nn.Module, spec, trial, study, data)
 
     return {
         "model": None,  # the caller's file name
+        "format": format,
         "sha256": files.sha256(path),
         "trial": trial.number,
         "space": trial.user_attrs["space"],
@@ -128,6 +199,7 @@ def _write_checked(path: Path, eager: torch.nn.Module, spec, trial, study, data)
         "arch": trial.user_attrs["arch_str"],
         "arch_spec": trial.user_attrs["arch"],
         "max_abs_diff_vs_eager": difference,
+        "checked_on": f"{len(sample)} " + ("validation images" if data is not None else "random images"),
         "params_in_file": in_file,
         "budget": budget,
         "study": study.study_name,

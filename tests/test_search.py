@@ -240,7 +240,7 @@ def test_shipped_study_presets_are_valid():
     presets = sorted((REPO / "studies").glob("*.toml"))
     assert presets
     for path in presets:
-        cfg = _search_config(build_parser().parse_args(["search", "--config", str(path)]))
+        cfg, _ = _search_config(build_parser().parse_args(["search", "--config", str(path)]))
         assert cfg.study_name and cfg.trials >= 1
 
 

@@ -67,7 +67,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
             log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
                 f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} "
-                f"trials x {cfg.epochs} epochs on "
+                f"trials x {cfg.epochs} epoch{'s' * (cfg.epochs != 1)} on "
                 + (", ".join(f"cuda:{g}" for g in cfg.gpus) if cfg.gpus and cfg.jobs > 1 else str(device))
                 + workers_note(cfg.jobs, remaining, device))
             if cfg.jobs > 1:

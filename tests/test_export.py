@@ -1,0 +1,84 @@
+"""`nas export --format onnx`: an ONNX file that onnxruntime (not nas) runs to the eager
+model's outputs, beside the TorchScript export of the same trial, and nothing written when
+the check fails or the runtime is missing."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime
+from conftest import copy_study
+import pytest
+import torch
+
+from nas import store
+from nas.model import Normalized
+
+
+@pytest.fixture
+def study_dir(searched_synthetic, tmp_path):
+    return copy_study(searched_synthetic("mobilenet", 4, 2)[0], tmp_path / "runs" / "syn")
+
+
+def test_onnx_export_runs_in_onnxruntime_as_the_eager_model_does(study_dir, run):
+    study = store.load_study(study_dir)
+    best = study.best_trial.number
+    code, out, err = run("export", study_dir, "--best", "--format", "onnx")
+    assert code == 0, err
+    model, sidecar = study_dir / f"model-trial{best}.onnx", study_dir / f"model-trial{best}.onnx.json"
+    assert f"to {model} and {sidecar}" in out
+    assert "ONNX check: onnxruntime runs it to the eager model's outputs on" in out
+    meta = json.loads(sidecar.read_text())
+    assert meta["format"] == "onnx" and meta["model"] == model.name
+    assert meta["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert meta["input_shape"] == [1, 16, 16] and meta["params"] <= 20_000
+    # The TorchScript export of the same trial keeps its own sidecar.
+    assert run("export", study_dir, "--best")[0] == 0
+    assert json.loads(sidecar.read_text())["format"] == "onnx"
+    assert json.loads((study_dir / f"model-trial{best}.json").read_text())["format"] == "torchscript"
+
+    # onnxruntime alone, on real validation images, any batch size; normalisation inside.
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    data = store.load_study_data(study)
+    _, net = store.load_trained(study_dir, study.best_trial)
+    eager = Normalized(net, meta["normalization"]["mean"], meta["normalization"]["std"]).eval()
+    images = data.val_x.float() / 255
+    for batch in (images[:1], images[:7], images):
+        logits = session.run(None, {"images": batch.numpy()})[0]
+        with torch.no_grad():
+            difference = np.abs(logits - eager(batch).numpy()).max()
+        assert difference <= 1e-4
+    assert meta["max_abs_diff_vs_eager"] <= 1e-4
+    test_logits = session.run(None, {"images": (data.test_x.float() / 255).numpy()})[0]
+    assert meta["test_acc"] == pytest.approx((test_logits.argmax(1) == data.test_y.numpy()).mean())
+
+
+def test_a_failed_onnx_check_writes_nothing(study_dir, run, tmp_path):
+    study = store.load_study(study_dir)
+    trial = store.completed_trials(study)[0]
+    study.set_user_attr("config", {**study.user_attrs["config"],
+                                   "budget": trial.user_attrs["params"] - 1})
+    before = set(tmp_path.iterdir())
+    code, _, err = run("export", study_dir, "--trial", trial.number, "--format", "onnx",
+                       "--out", tmp_path / "m.onnx")
+    assert code == 1 and "over the study's budget" in err
+    assert set(tmp_path.iterdir()) == before  # no model, no sidecar, no temporary left
+    for args, message in ((["--out", tmp_path / "m.pt"], "--out must end in .onnx for --format onnx"),
+                          (["--format", "tflite"], "unknown --format 'tflite'; valid: torchscript, onnx")):
+        code, _, err = run("export", study_dir, "--trial", trial.number, "--format", "onnx", *args)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_onnx_without_onnxruntime_installed_says_what_to_install(study_dir, tmp_path):
+    # Python's own way of making a package unimportable, as if it were not installed.
+    code = ("import sys; sys.modules['onnxruntime'] = None; from nas.cli import main; "
+            f"sys.exit(main(['export', {str(study_dir)!r}, '--best', '--format', 'onnx', "
+            f"'--out', {str(tmp_path / 'm.onnx')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("nas: error: --format onnx needs the package onnxruntime")
+    assert "pip install onnx onnxscript onnxruntime" in proc.stderr and proc.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("*m.onnx*"))
