@@ -10,7 +10,7 @@ counter (conv and matmul FLOPs / 2) as one total.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nas.errors import UsageError
@@ -78,6 +78,8 @@ def count(target: str, input_shape: tuple[int, int, int] | None = None,
           num_classes: int | None = None) -> Count:
     if num_classes is not None and num_classes < 1:
         raise UsageError(f"--classes must be an integer >= 1, got {num_classes}")
+    if Path(target).suffix == ".onnx" and Path(target).is_file():
+        return _count_onnx_export(Path(target))
     if Path(target).is_file():
         return _count_torchscript(Path(target), input_shape)
     if target in torchvision_names():
@@ -169,6 +171,29 @@ def _sidecar_shape(model: Path, sidecar: Path):
         raise UsageError(f"{sidecar} belongs to another model file (its sha256 differs from "
                          f"{model.name}'s); export again, or pass --input CxHxW")
     return shape
+
+
+def _count_onnx_export(path: Path) -> Count:
+    """An ONNX file as nas export wrote it: counted from the spec its sidecar names (the
+    graph's weights are not the parameters one to one: batch norm is folded into the convs)."""
+    import json
+
+    from nas.export import sidecar_path
+
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        raise UsageError(f"{path}: nas counts an ONNX file from the {sidecar.name} that nas export "
+                         f"writes beside it, and there is none; count its spec string instead")
+    shape = _sidecar_shape(path, sidecar)  # refuses a sidecar of another file
+    try:
+        meta = json.loads(sidecar.read_text())
+        arch, classes = meta["arch"], len(meta["classes"])
+    except (ValueError, KeyError, TypeError):
+        shape = None
+    if shape is None:
+        raise UsageError(f"{sidecar} is not a sidecar nas export wrote; count the model's spec string")
+    result = _count_spec(arch, shape, classes)
+    return replace(result, what=f"ONNX {path} ({result.what}, from {sidecar.name})")
 
 
 def _count_torchscript(path: Path, shape) -> Count:

@@ -135,6 +135,16 @@ class Onnx:
 WRITERS = {"torchscript": TorchScript, "onnx": Onnx}
 
 
+def _count_problems(counts: list[tuple[str, int | None]], params: int) -> list[str]:
+    return [f"{what} ({value:,}) differs from the spec's count ({params:,})"
+            for what, value in counts if value is not None and value != params]
+
+
+def _refuse_if(trial, problems: list[str]) -> None:
+    if problems:
+        raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
+
+
 def sidecar_path(out: Path) -> Path:
     """model.pt -> model.json (as ever); model.onnx -> model.onnx.json, so exporting one
     trial in both formats keeps both sidecars."""
@@ -152,26 +162,22 @@ def _write_checked(path: Path, eager: torch.nn.Module, format: str, spec, trial,
     else:
         shape = (spec.in_channels, spec.height, spec.width)
         sample = torch.rand(64, *shape, generator=torch.Generator().manual_seed(0))
+    # Every export is checked: the model holds exactly the params the search counted and
+    # stored for this trial, within the study's budget (checked first: writing an ONNX file
+    # takes seconds), and the file computes what the eager model does.
+    budget = study.user_attrs.get("config", {}).get("budget")
+    counts = [("the model's parameter count", sum(p.numel() for p in eager.parameters())),
+              ("the trial's stored count", trial.user_attrs["params"])]
+    _refuse_if(trial, _count_problems(counts, params)
+               + ([f"{params:,} params is over the study's budget of {budget:,}"]
+                  if budget is not None and params > budget else []))
     loaded, in_file = WRITERS[format].write(path, eager, sample[:2])
     with torch.no_grad():
         difference = (loaded(sample) - eager(sample)).abs().max().item()
-    # Every export is checked: the file holds exactly the params the search counted and
-    # stored for this trial, within the study's budget, and computes what the eager model does.
-    budget = study.user_attrs.get("config", {}).get("budget")
-    in_eager = sum(p.numel() for p in eager.parameters())
-    problems = [f"{what} ({value:,}) differs from the spec's count ({params:,})"
-                for what, value in (("the file's parameter count", in_file),
-                                    ("the model's parameter count", in_eager),
-                                    ("the trial's stored count", trial.user_attrs["params"]))
-                if value is not None and value != params]
-    if budget is not None and params > budget:
-        problems.append(f"{params:,} params is over the study's budget of {budget:,}")
     tolerance = FORMATS[format][2]
-    if difference > tolerance:
-        problems.append(f"its outputs differ from the eager model's by {difference:g} "
-                        f"(> {tolerance:g})")
-    if problems:
-        raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
+    _refuse_if(trial, _count_problems([("the file's parameter count", in_file)], params)
+               + ([f"its outputs differ from the eager model's by {difference:g} (> {tolerance:g})"]
+                  if difference > tolerance else []))
 
     test_acc = None
     if data is not None:

@@ -329,7 +329,9 @@ def test_search_on_an_image_folder_end_to_end(tmp_path, run):
 def test_real_fer2013_matches_its_published_class_counts():
     root = shared_data_dir()
     if not (root / "fer2013" / "fer2013.tar.xz").is_file():
-        pytest.fail(f"FER2013 not found under {root}; set NAS_DATA_DIR")
+        # CI has it beside the checkout; a user's clone may not (MNIST, embedded, always is).
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            f"FER2013 not found under {root}; set NAS_DATA_DIR to test it")
     data = load("fer2013", data_dir=root)
     assert data.train_y.bincount().tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
     assert data.val_y.bincount().tolist() == [467, 56, 496, 895, 653, 415, 607]

@@ -34,6 +34,9 @@ def test_onnx_export_runs_in_onnxruntime_as_the_eager_model_does(study_dir, run)
     assert meta["format"] == "onnx" and meta["model"] == model.name
     assert meta["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert meta["input_shape"] == [1, 16, 16] and meta["params"] <= 20_000
+    code, out, _ = run("count", model)  # from the spec its sidecar names
+    assert code == 0 and out.startswith(f"ONNX {model} (spec {meta['arch']}")
+    assert f" {meta['params']:,} " in out.splitlines()[-1]
     # The TorchScript export of the same trial keeps its own sidecar.
     assert run("export", study_dir, "--best")[0] == 0
     assert json.loads(sidecar.read_text())["format"] == "onnx"
