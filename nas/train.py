@@ -98,7 +98,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.trial_val_acc(trial),
                "history": result.history, "train_time": round(result.seconds, 2),
                "label_smoothing": cfg.label_smoothing, "augment": cfg.augment,
-               "teacher": cfg.teacher,
+               "teacher": str(Path(cfg.teacher).resolve()) if cfg.teacher else None,
                "temperature": cfg.temperature if teacher else None,
                "alpha": cfg.alpha if teacher else None, "device": str(device),
                "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed}
