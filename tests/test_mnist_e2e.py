@@ -19,9 +19,9 @@ def read_idx(path, offset):
 def test_real_mnist_search_and_export(tmp_path, run, mnist_dir):
     before = sorted(p.name for p in (mnist_dir / "MNIST" / "raw").iterdir())
     code, out, err = run("search", "--space", "mobilenet", "--budget", 50_000, "--dataset", "mnist",
-                         "--data-dir", mnist_dir, "--limit-train", 6000, "--trials", 3,
+                         "--data-dir", mnist_dir, "--limit-train", 4000, "--trials", 3,
                          "--epochs", 2, "--pruner", "none", "--runs-dir", tmp_path,
-                         "--max-macs", 2_000_000, "--fill", 0.9,  # cheap trials that use the budget
+                         "--max-macs", 1_000_000, "--fill", 0.9,  # cheap trials that use the budget
                          "--no-progress")
     assert code == 0, err
     study_dir = tmp_path / "mnist-50k"  # the default study name

@@ -34,7 +34,8 @@ def test_size_aware_stop_compares_only_with_trials_of_similar_or_smaller_size():
 def test_pareto_objective_runs_a_multi_objective_study_with_early_stopping(tmp_path, run,
                                                                             objective, values):
     base = ["search", "--dataset", "synthetic", "--space", "mobilenet", "--budget", 20_000,
-            "--epochs", 2, "--trials", 14, "--runs-dir", tmp_path, "--study", "mo", "--no-progress"]
+            "--epochs", 2, "--trials", 14, "--limit-train", 700, "--runs-dir", tmp_path, "--study", "mo",
+            "--no-progress"]
     code, out, err = run(*base, "--objective", objective)
     assert code == 0, err
     study = store.load_study(tmp_path / "mo")

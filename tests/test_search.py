@@ -380,7 +380,7 @@ def test_slow_steps_say_what_they_do_in_one_log_line_each(searched, run, tmp_pat
     assert len(lines) == 1 and re.fullmatch(r"nas: scoring \d+ front trial\(s\) on [\d,]+ test "
                                             r"images: done in [\d.]+ s", lines[0]), err
     code, _, err = run("export", study_dir, "--best", "--out", tmp_path / "m.pt")
-    assert code == 0 and err.count("nas: writing and checking the TorchScript file on") == 1, err
+    assert code == 0 and err.count("nas: writing the TorchScript file and checking it on") == 1, err
 
 
 def test_one_cycle_schedule_works_for_any_number_of_steps():
