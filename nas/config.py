@@ -166,16 +166,16 @@ def from_settings(settings: dict, preset: str | None = None, full: bool = False
     if full or set(SIZE_SETTINGS) & merged.keys() or cfg.resolved_device().type != "cpu":
         return cfg, None
     sized = _config({**merged, **CPU_SIZED})
-    note = (f"no GPU here: search sized to this CPU, about {clock(sized.time)} in all (--time "
-            f"{clock(sized.time)} --epochs {sized.epochs} --max-macs {sized.max_macs:,} --trials "
+    note = (f"no GPU here: search sized to this CPU, about {duration_text(sized.time)} in all (--time "
+            f"{duration_text(sized.time)} --epochs {sized.epochs} --max-macs {sized.max_macs:,} --trials "
             f"{sized.trials}).\nfull search ({SearchConfig.trials} trials "
             f"x {SearchConfig.epochs} epochs on every training image, hours on a CPU): add "
             f"--full, and --study NAME to keep it apart from this study")
     return sized, note
 
 
-def clock(seconds: int) -> str:
-    """540 -> '9m', 5400 -> '1h30m'."""
+def duration_text(seconds: int) -> str:
+    """540 -> "9m", 5400 -> "1h30m": the inverse of duration()."""
     hours, minutes = divmod(seconds // 60, 60)
     return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + \
         (f"{seconds % 60}s" if seconds % 60 or not seconds else "")
