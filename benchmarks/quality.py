@@ -9,7 +9,11 @@ accuracy, scored on the test set):
   - best: test accuracy of the trial with the best validation accuracy (all are <= budget);
   - small: front points below half the budget;
   - trials: how many trials the time bought.
-Prints mean and spread (sample standard deviation, n = seeds) per configuration.
+Prints mean and spread (sample standard deviation, n = seeds) per configuration, then each
+model-based configuration against its random control seed by seed: a sampler's first 10
+trials are random draws from the same seed as its control's, so both share their start-up
+front and the per-seed difference shows what the model added, without the seed-to-seed
+spread of that shared start.
 
     python benchmarks/quality.py                                  # GPU: full data, 3 epochs, 10 min each
     python benchmarks/quality.py --datasets mnist --seconds 200 --limit-train 5000 --epochs 2 \
@@ -42,6 +46,10 @@ CONFIGS = {
     "pareto-random": ["--objective", "pareto", "--sampler", "random"],
 }
 
+# Each model-based configuration's matched control: the same objective and stopping rule,
+# random draws from the same seed.
+CONTROLS = {"tpe": "random", "tpe-grouped": "random", "pareto": "pareto-random"}
+
 
 def run_one(args, dataset: str, config: str, seed: int, runs: Path) -> dict:
     study = f"{dataset}-{config}-{seed}"
@@ -72,6 +80,25 @@ def run_one(args, dataset: str, config: str, seed: int, runs: Path) -> dict:
 def summary(values: list[float]) -> str:
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+
+
+def paired(results: list[dict], datasets: list[str], configs: list[str]) -> list[str]:
+    """Hypervolume minus the control's, seed by seed, for each configuration whose control ran."""
+    lines = []
+    for dataset in datasets:
+        for config in configs:
+            control = CONTROLS.get(config)
+            if control not in configs:
+                continue
+            by_seed = {(r["config"], r["seed"]): r["hypervolume"] for r in results if r["dataset"] == dataset}
+            diffs = [by_seed[(config, seed)] - by_seed[(control, seed)]
+                     for (name, seed) in by_seed if name == config and (control, seed) in by_seed]
+            if not lines:
+                lines.append("\nhypervolume minus its control's, seed by seed (same start-up draws):")
+            wins = sum(d > 0 for d in diffs)
+            lines.append(f"{dataset:<14} {config} - {control}: {summary(diffs)} "
+                         f"({' '.join(f'{d:+.4f}' for d in diffs)}; ahead on {wins} of {len(diffs)} seeds)")
+    return lines
 
 
 def main() -> None:
@@ -112,6 +139,8 @@ def main() -> None:
                   f"{summary([r['best_test_acc'] for r in rows]):>17} "
                   f"{statistics.mean(r['small'] for r in rows):>14.1f} "
                   f"{statistics.mean(r['trials'] for r in rows):>8.1f}")
+    for line in paired(results, args.datasets.split(","), args.configs.split(",")):
+        print(line)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": device, "args": vars(args),
                                                "runs": results}, indent=1) + "\n")
