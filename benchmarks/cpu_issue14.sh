@@ -2,7 +2,8 @@
 # Issue 14's target rows on a 2-core CPU: a 30-minute search, then `nas train --best` sized to
 # fit the row's 90 minutes. Each row runs on THREADS threads (default 1). With other jobs on
 # the cores a second thread sped a small net's step by under 10% (2026-11-25); on quiet cores
-# it gives 30-80% (benchmarks/cpu_speed.py), so run a row alone with THREADS=2 when you can. The MAC caps keep the retrain inside the row's time; MACs are a loose
+# it gives 30-80% (benchmarks/cpu_speed.py), so run a row alone with THREADS=2 when you can.
+# The MAC caps keep the retrain inside the row's time; MACs are a loose
 # guide on a CPU: the 8k hand design (1.6M MACs) trains at 34 s per 54k-image epoch on one
 # thread, while the 50k net a 1.5M-MAC cap let through (expanded blocks with squeeze-excite at
 # full resolution, 1.2M MACs) took 286 s, hence 800k for the 50k rows. On 2026-11-26 the
@@ -10,13 +11,14 @@
 # jobs on the cores), so that row caps the measured speed instead (--min-speed, images/s).
 # The mobilenet space's depthwise convs are slow per MAC on a CPU: on 2 threads a 14.6M-MAC
 # plain CNN trains at 936 images/s, about as fast as a 1.5M-MAC MobileNet-space net (1,091),
-# and a 5.7M-MAC one at 351 (benchmarks/cpu_speed.py, 2026-11-26). So fashion-50k-cnn searches the cnn space under the same
-# speed cap, and its retrain gets EPOCHS (default 55) to fill the row's 90 minutes.
+# and a 5.7M-MAC one at 351 (benchmarks/cpu_speed.py, 2026-11-26). So fashion-50k-cnn
+# searches the cnn space under the same speed cap, and its retrain gets EPOCHS (default 55)
+# to fill the row's 90 minutes.
 # The MNIST retrains use --augment affine (small rotations, scales and shifts): on the 8k
 # pick it gave 0.9957 test against 0.9928 with crop (same 40 epochs).
 #   bash benchmarks/cpu_issue14.sh DATA_DIR OUT_DIR ROW
-# ROW: mnist-8k | mnist-50k | fashion-50k | fashion-50k-cnn, or hand-8k (after mnist-8k, into the same OUT_DIR):
-# the mnist-gap-8k hand design trained with the same recipe as the mnist-8k retrain.
+# ROW: mnist-8k | mnist-50k | fashion-50k | fashion-50k-cnn, or hand-8k (after mnist-8k, into
+# the same OUT_DIR): the mnist-gap-8k hand design trained with the same recipe as the mnist-8k retrain.
 set -euo pipefail
 data=${1:?data dir}; out=${2:?output dir}; row=${3:?row}
 export OMP_NUM_THREADS=${THREADS:-1} PYTHONUNBUFFERED=1

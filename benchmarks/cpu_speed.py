@@ -70,9 +70,9 @@ def main() -> None:
     for text in args.specs:
         spec = ArchSpec.from_string(text, 1, 28, 28, 10)
         speeds = {t: round(images_per_second(spec, t)) for t in threads}
-        rows.append({"arch": text, "params": count_params(spec), "macs": count_macs(spec),
-                     "images_per_s": speeds})
-        print(f"{count_params(spec):>7,} {count_macs(spec):>11,}  "
+        params, macs = count_params(spec), count_macs(spec)
+        rows.append({"arch": text, "params": params, "macs": macs, "images_per_s": speeds})
+        print(f"{params:>7,} {macs:>11,}  "
               + "  ".join(f"{speeds[t]:>11,}" for t in threads) + f"  {text}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1) + "\n")

@@ -86,11 +86,11 @@ def paired(results: list[dict], datasets: list[str], configs: list[str]) -> list
     """Hypervolume minus the control's, seed by seed, for each configuration whose control ran."""
     lines = []
     for dataset in datasets:
+        by_seed = {(r["config"], r["seed"]): r["hypervolume"] for r in results if r["dataset"] == dataset}
         for config in configs:
             control = CONTROLS.get(config)
             if control not in configs:
                 continue
-            by_seed = {(r["config"], r["seed"]): r["hypervolume"] for r in results if r["dataset"] == dataset}
             diffs = [by_seed[(config, seed)] - by_seed[(control, seed)]
                      for (name, seed) in by_seed if name == config and (control, seed) in by_seed]
             if not lines:
