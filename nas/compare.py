@@ -6,16 +6,19 @@ a few parameter limits, the winner and its margin in points.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from nas import files, pareto, store
 from nas.errors import UsageError
 
 
-def groups(study_dirs: list[str]) -> dict[str, list[pareto.Row]]:
+def groups(study_dirs: list[str], storages: list[str] | None = None) -> dict[str, list[pareto.Row]]:
+    """``storages``: the --storage URLs the user named, each used by the folder whose
+    study.json names it."""
     result: dict[str, list[pareto.Row]] = {}
     for study_dir in study_dirs:
-        study = store.load_study(study_dir)
+        study = store.load_study(study_dir, store.matching_storage(study_dir, storages))
         rows = pareto.rows(study)
         if not rows:
             raise UsageError(f"{study_dir}: study {study.study_name!r} has no completed trial")
@@ -37,8 +40,9 @@ def best_within(rows: list[pareto.Row], limit: int) -> pareto.Row | None:
     return max(fitting, key=lambda r: (r.val_acc, -r.params)) if fitting else None
 
 
-def compare(study_dirs: list[str], limits: list[int] | None = None) -> tuple[dict, list[dict]]:
-    all_groups = groups(study_dirs)
+def compare(study_dirs: list[str], limits: list[int] | None = None,
+            storages: list[str] | None = None) -> tuple[dict, list[dict]]:
+    all_groups = groups(study_dirs, storages)
     table = []
     for limit in limits or default_limits(all_groups):
         best = {name: best_within(rows, limit) for name, rows in all_groups.items()}
@@ -98,12 +102,27 @@ def plot(path: Path, all_groups: dict[str, list[pareto.Row]], baselines: list[di
     plt.close(fig)
 
 
-def run_compare(study_dirs: list[str], out: str | None, limits: list[int] | None) -> tuple[str, list[Path]]:
-    all_groups, table = compare(study_dirs, limits)
+def is_compare_table(path: Path) -> bool:
+    """Whether ``path`` holds what nas compare writes beside its plot (so it may be replaced)."""
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(table, list) and bool(table)
+            and all(isinstance(e, dict) and {"limit", "best"} <= e.keys() for e in table))
+
+
+def run_compare(study_dirs: list[str], out: str | None, limits: list[int] | None,
+                storages: list[str] | None = None, force: bool = False) -> tuple[str, list[Path]]:
     out_path = Path(out or "compare.png")
     if out_path.suffix != ".png":
         raise UsageError(f"--out must end in .png, got {str(out_path)!r}")
+    table_path = out_path.with_suffix(".json")
+    if table_path.exists() and not force and not is_compare_table(table_path):
+        raise UsageError(f"{table_path} exists and is not a table nas compare wrote; nas writes "
+                         f"its table there (beside --out): pick another --out, or add --force to replace it")
+    all_groups, table = compare(study_dirs, limits, storages)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     plot(out_path, all_groups, [b for d in study_dirs for b in store.read_baselines(d)])
-    files.write_json(out_path.with_suffix(".json"), table)
-    return format_table(table), [out_path, out_path.with_suffix(".json")]
+    files.write_json(table_path, table)
+    return format_table(table), [out_path, table_path]

@@ -1,19 +1,22 @@
-"""``nas count MODEL``: parameters and MACs per layer, for a spec string, a TorchScript file
-or a torchvision model name.
+"""``nas count MODEL``: parameters and MACs per layer, for a spec string, a file nas export
+wrote, any TorchScript file (with --trust-code) or a torchvision model name.
 
-Specs are counted from the spec (``nas.budget.layers``), without building anything. Torch
-modules are counted by running one image through them: parameters per leaf module, and
-MACs of every Conv2d and Linear from hooks (output elements x inputs per output), the same
-rule as for specs. A TorchScript file has no hooks, so its MACs come from torch's FLOP
-counter (conv and matmul FLOPs / 2) as one total.
+Specs are counted from the spec (``nas.budget.layers``), without building anything, and so
+are exported files: from the spec their sidecar names, checked against the file's tensors
+read as data (nas.exported). Torch modules are counted by running one image through them:
+parameters per leaf module, and MACs of every Conv2d and Linear from hooks (output elements
+x inputs per output), the same rule as for specs. Another TorchScript file can only be
+counted by running its code: --trust-code does, in a child process with a time limit; it has
+no hooks, so its MACs come from torch's FLOP counter (conv and matmul FLOPs / 2) as one total.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nas.errors import UsageError
+from nas.errors import UsageError, check_input_shape
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
             raise ValueError
     except ValueError:
         raise UsageError(f"bad --input {text!r}: expected CxHxW, e.g. 1x28x28 or 3x224x224") from None
-    return c, h, w
+    return check_input_shape((c, h, w), f"--input {text}")
 
 
 def torchvision_names() -> list[str]:
@@ -75,13 +78,11 @@ def adapt_torchvision(name: str, in_channels: int, num_classes: int):
 
 
 def count(target: str, input_shape: tuple[int, int, int] | None = None,
-          num_classes: int | None = None) -> Count:
+          num_classes: int | None = None, trust_code: bool = False) -> Count:
     if num_classes is not None and num_classes < 1:
         raise UsageError(f"--classes must be an integer >= 1, got {num_classes}")
-    if Path(target).suffix == ".onnx" and Path(target).is_file():
-        return _count_onnx_export(Path(target))
     if Path(target).is_file():
-        return _count_torchscript(Path(target), input_shape)
+        return _count_file(Path(target), input_shape, trust_code)
     if target in torchvision_names():
         shape = input_shape or (3, 224, 224)
         model = adapt_torchvision(target, shape[0], num_classes or 1000)  # as nas baseline does
@@ -155,66 +156,93 @@ def not_counted(model) -> tuple[str, ...]:
     return tuple(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
 
-def _sidecar_shape(model: Path, sidecar: Path):
-    """The input shape a sidecar records, if it belongs to this model file: an export
-    killed between its two renames leaves a new model beside the old sidecar."""
-    import json
+def code_time_limit() -> int:
+    """Seconds a TorchScript file's own code may run (--trust-code), in a child process:
+    $NAS_CODE_TIME_LIMIT, default 60."""
+    try:
+        return max(1, int(os.environ.get("NAS_CODE_TIME_LIMIT", "60")))
+    except ValueError:
+        raise UsageError(f"$NAS_CODE_TIME_LIMIT must be a number of seconds, got "
+                         f"{os.environ['NAS_CODE_TIME_LIMIT']!r}") from None
 
-    from nas import files
+
+def _count_export(path: Path, found) -> Count:
+    """A file nas export wrote: counted from the spec its sidecar names (the ONNX graph's
+    weights are not the parameters one to one, batch norm being folded into the convs); a
+    TorchScript file's tensors are checked against that spec, read as data."""
+    from nas.exported import check_tensors, sidecar_path
+
+    meta, spec = found
+    result = _count_spec(spec.to_string(), (spec.in_channels, spec.height, spec.width), spec.num_classes)
+    if path.suffix == ".onnx":
+        return replace(result, what=f"ONNX {path} ({result.what}, from {sidecar_path(path).name})")
+    tensors = check_tensors(path, spec, meta)
+    return replace(result, what=f"TorchScript {path} ({result.what}, from {sidecar_path(path).name}; "
+                                f"its {tensors} tensors match it)")
+
+
+def _count_file(path: Path, shape, trust_code: bool) -> Count:
+    from nas.exported import read_sidecar, sidecar_path
 
     try:
-        meta = json.loads(sidecar.read_text())
-        shape = tuple(int(v) for v in meta.get("input_shape", ())) or None
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-    if "sha256" in meta and meta["sha256"] != files.sha256(model):
-        raise UsageError(f"{sidecar} belongs to another model file (its sha256 differs from "
-                         f"{model.name}'s); export again, or pass --input CxHxW")
-    return shape
-
-
-def _count_onnx_export(path: Path) -> Count:
-    """An ONNX file as nas export wrote it: counted from the spec its sidecar names (the
-    graph's weights are not the parameters one to one: batch norm is folded into the convs)."""
-    import json
-
-    from nas.export import sidecar_path
-
-    sidecar = sidecar_path(path)
-    if not sidecar.is_file():
-        raise UsageError(f"{path}: nas counts an ONNX file from the {sidecar.name} that nas export "
-                         f"writes beside it, and there is none; count its spec string instead")
-    shape = _sidecar_shape(path, sidecar)  # refuses a sidecar of another file
-    try:
-        meta = json.loads(sidecar.read_text())
-        arch, classes = meta["arch"], len(meta["classes"])
-    except (ValueError, KeyError, TypeError):
-        shape = None
+        found = read_sidecar(path)  # refuses a sidecar of another file, or not of nas export
+        if found is not None:
+            return _count_export(path, found)  # refuses a file that is not what it names
+    except UsageError as exc:
+        if not trust_code:
+            raise UsageError(f"{exc}; or, if you trust the file, add --trust-code to count it "
+                             f"by running its code") from None
+        found = None  # the user's own .json beside their own model: run the file instead
+    if path.suffix == ".onnx":
+        raise UsageError(f"{path}: nas counts an ONNX file from the {sidecar_path(path).name} that "
+                         f"nas export writes beside it, and there is none; count its spec string instead")
+    if not trust_code:
+        raise UsageError(f"{path} has no sidecar of nas export ({sidecar_path(path).name}), so it can "
+                         f"only be counted by running its code, which can do anything you can: if "
+                         f"you trust it, add --trust-code (and --input CxHxW)")
     if shape is None:
-        raise UsageError(f"{sidecar} is not a sidecar nas export wrote; count the model's spec string")
-    result = _count_spec(arch, shape, classes)
-    return replace(result, what=f"ONNX {path} ({result.what}, from {sidecar.name})")
+        raise UsageError(f"{path}: pass --input CxHxW (no {sidecar_path(path).name} beside it gives the input shape)")
+    return _count_torchscript_in_child(path, shape)
 
 
-def _count_torchscript(path: Path, shape) -> Count:
+def _count_torchscript_in_child(path: Path, shape) -> Count:
+    """--trust-code: the file's code runs, but in a child process that is killed after
+    code_time_limit() seconds (a forward that never ends cannot hang nas)."""
     import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from nas.count import count_torchscript; "
+            "print(json.dumps(count_torchscript(sys.argv[1], tuple(map(int, sys.argv[2:])))))")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(path), *map(str, shape)],
+                              capture_output=True, text=True, timeout=code_time_limit())
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{path}: its code ran for {code_time_limit()} s on one image without "
+                         f"finishing and was stopped") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        raise UsageError(f"{path}: {lines[-1] if lines else f'its code ended with exit code {proc.returncode}'}")
+    counted = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Count(f"TorchScript {path} (its own code, run with --trust-code)", tuple(shape),
+                 [Row(n, "", p, None) for n, p in counted["rows"]], counted["params"], counted["macs"])
+
+
+def count_torchscript(path: str, shape) -> dict:
+    """In the child process of --trust-code: parameters per module, MACs from torch's FLOP
+    counter (a TorchScript module has no hooks). Bad input leaves one line on stderr."""
     import warnings
 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    sidecar = path.with_suffix(".json")
-    if shape is None and sidecar.is_file():  # nas export writes the input shape beside it
-        shape = _sidecar_shape(path, sidecar)
-    if shape is None:
-        raise UsageError(f"{path}: pass --input CxHxW (no {sidecar.name} beside it gives the input shape)")
     try:
         with warnings.catch_warnings():  # TorchScript's deprecation notice
             warnings.simplefilter("ignore", FutureWarning)
-            model = torch.jit.load(str(path), map_location="cpu").eval()
+            model = torch.jit.load(path, map_location="cpu").eval()
     except (RuntimeError, ValueError) as exc:
-        raise UsageError(f"{path} is not a TorchScript file: {str(exc).splitlines()[0]}") from None
-    rows = {}
+        raise SystemExit(f"is not a TorchScript file: {str(exc).splitlines()[0]}") from None
+    rows: dict[str, int] = {}
     for name, p in model.named_parameters():
         owner = name.rsplit(".", 1)[0]
         rows[owner] = rows.get(owner, 0) + p.numel()
@@ -223,10 +251,10 @@ def _count_torchscript(path: Path, shape) -> Count:
         with torch.no_grad(), counter:
             model(torch.zeros(1, *shape))
     except RuntimeError as exc:
-        raise UsageError(f"{path} does not take input {'x'.join(map(str, shape))}: "
+        raise SystemExit(f"does not take input {'x'.join(map(str, shape))}: "
                          f"{str(exc).splitlines()[0]}; pass --input CxHxW") from None
-    return Count(f"TorchScript {path}", tuple(shape), [Row(n, "", p, None) for n, p in rows.items()],
-                 sum(rows.values()), counter.get_total_flops() // 2)
+    return {"rows": list(rows.items()), "params": sum(rows.values()),
+            "macs": counter.get_total_flops() // 2}
 
 
 def table(result: Count) -> str:

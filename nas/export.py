@@ -10,6 +10,7 @@ eager model on real validation images; it replaces nothing unless that check pas
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 
 from nas import files, store
 from nas.budget import count_params
+from nas.exported import sidecar_path
 from nas.errors import UsageError, check_choice
 from nas.model import Normalized
 from nas.progress import step
@@ -32,7 +34,7 @@ CHECK_IMAGES = 256
 
 def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.FrozenTrial,
            out: str | Path | None = None, data=None, weights: str | Path | None = None,
-           format: str = "torchscript") -> tuple[Path, dict]:
+           format: str = "torchscript", force: bool = False) -> tuple[Path, dict]:
     """Write ``out`` (.pt, or .onnx with format="onnx") and its .json sidecar; returns the
     model's path and the sidecar's content.
 
@@ -43,22 +45,23 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     check_choice("format", format, FORMATS)
     suffix, label, _ = FORMATS[format]
     study_dir = Path(study_dir)
-    spec, net = store.load_trained(study_dir, trial, weights)
-    # Retrained weights carry their own validation accuracy beside them (nas train).
-    figures = Path(weights).with_suffix(".json") if weights else None
-    val_acc = (json.loads(figures.read_text())["val_acc"] if figures and figures.is_file()
-               else store.trial_val_acc(trial))
-    info = study.user_attrs["data"]
-    eager = Normalized(net, info["mean"], info["std"]).eval()
-
     out = Path(out) if out else study_dir / (f"model-{Path(weights).stem}{suffix}" if weights
                                              else f"model-trial{trial.number}{suffix}")
     if out.suffix != suffix:
         raise UsageError(f"--out must end in {suffix} for --format {format}, got {str(out)!r}")
     if out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a folder; give a file path ending in {suffix}")
+    if sidecar_path(out).exists() and not force and not is_sidecar(sidecar_path(out)):
+        raise UsageError(f"{sidecar_path(out)} exists and is not a sidecar nas export wrote; nas "
+                         f"writes the model's sidecar there: pick another --out, or add --force "
+                         f"to replace it")
     runtime = WRITERS[format]  # before any file: a missing onnxruntime is said first
     runtime.check_installed()
+    spec, net = store.load_trained(study_dir, trial, weights, study)
+    val_acc = weights_val_acc(Path(weights)) if weights else None
+    val_acc = store.trial_val_acc(trial) if val_acc is None else val_acc
+    info = study.user_attrs["data"]
+    eager = Normalized(net, info["mean"], info["std"]).eval()
     # Written and checked under temporary names; only a verified pair replaces the user's
     # files (model first, then its sidecar, which names the model's sha256).
     model_tmp, sidecar_tmp = files.temporary_name(out), files.temporary_name(sidecar_path(out))
@@ -74,13 +77,44 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
             meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
         meta.update({"model": out.name, "val_acc": val_acc,
                      "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
-        sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")  # (full disk: OSError, below)
         files.commit(model_tmp, out)
         files.commit(sidecar_tmp, sidecar_path(out))
+    except OSError as exc:
+        if exc.errno in files.DISK_FULL:
+            raise files.disk_full(exc, out) from None
+        raise
     finally:
         for tmp in (model_tmp, sidecar_tmp):
             tmp.unlink(missing_ok=True)
     return out, meta
+
+
+def weights_val_acc(weights: Path) -> float | None:
+    """The validation accuracy nas train keeps beside its weights (.json), if there."""
+    figures = weights.with_suffix(".json")
+    if not figures.is_file():
+        return None
+    try:
+        value = json.loads(figures.read_text())["val_acc"]
+    except (OSError, ValueError, KeyError, TypeError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise UsageError(f"{figures} (beside --weights) is not the figures nas train writes: "
+                         f"expected an object with a val_acc from 0 to 1")
+    return float(value)
+
+
+SIDECAR_KEYS = {"arch", "input_shape", "max_abs_diff_vs_eager"}
+
+
+def is_sidecar(path: Path) -> bool:
+    """Whether ``path`` holds a sidecar nas export wrote (any version), so it may be replaced."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and SIDECAR_KEYS <= meta.keys()
 
 
 class TorchScript:
@@ -96,7 +130,10 @@ class TorchScript:
         """Write ``eager`` to ``path``; what runs the file, and the params it holds."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(torch.jit.script(eager), str(path))
+            # Through memory: torch's own file writer aborts the process on a full disk.
+            buffer = io.BytesIO()
+            torch.jit.save(torch.jit.script(eager), buffer)
+            path.write_bytes(buffer.getvalue())
             loaded = torch.jit.load(str(path), map_location="cpu").eval()
         return loaded, sum(p.numel() for p in loaded.parameters())
 
@@ -143,12 +180,6 @@ def _count_problems(counts: list[tuple[str, int | None]], params: int) -> list[s
 def _refuse_if(trial, problems: list[str]) -> None:
     if problems:
         raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
-
-
-def sidecar_path(out: Path) -> Path:
-    """model.pt -> model.json (as ever); model.onnx -> model.onnx.json, so exporting one
-    trial in both formats keeps both sidecars."""
-    return out.with_suffix(".json") if out.suffix == ".pt" else out.with_name(out.name + ".json")
 
 
 def _write_checked(path: Path, eager: torch.nn.Module, format: str, spec, trial, study,

@@ -9,11 +9,14 @@ leaves the previous file, never a torn or empty one. A kill can leave a hidden t
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Iterator
+
+from nas.errors import UsageError
 
 
 def temporary_name(path: Path) -> Path:
@@ -29,10 +32,27 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         commit(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise disk_full(exc, path) from None
         raise
+
+
+# A full disk, a full quota, a file-size limit: the user's to fix, said in one line.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFull(UsageError):
+    """A write failed for want of space: the same for every write after it, so a search
+    stops on it rather than fail every later trial."""
+
+
+def disk_full(exc: OSError, path) -> DiskFull:
+    return DiskFull(f"cannot write {path}: {exc.strerror} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                      f"nothing half-written was kept, and an earlier file there is unchanged: "
+                      f"free some space and run the command again")
 
 
 def commit(tmp: Path, path: Path) -> None:
@@ -51,6 +71,34 @@ def commit(tmp: Path, path: Path) -> None:
 def write_text(path: str | Path, text: str) -> None:
     with replacing(path) as tmp:
         tmp.write_text(text)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_new(path: Path, data: bytes) -> bool:
+    """Write ``data`` as ``path`` only if no file has that name (False if one has): the
+    whole file appears at once, and an existing one, even one created meanwhile by another
+    process, is never replaced (a hard link, unlike a rename, fails on an existing name)."""
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise disk_full(exc, path) from None
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def write_json(path: str | Path, value, indent: int = 2) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 
 from nas import files, store
+from nas.errors import UsageError
 from nas.evaluate import measure_accuracy
 from nas.progress import step
 
@@ -33,9 +34,21 @@ class Row:
 
 
 def rows(study: optuna.Study) -> list[Row]:
-    return [Row(t.number, t.user_attrs["space"], t.user_attrs["params"], t.user_attrs["macs"],
-                store.trial_val_acc(t), None, t.user_attrs["arch_str"])
-            for t in store.completed_trials(study)]
+    return [_row(study, t) for t in store.completed_trials(study)]
+
+
+def _row(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Row:
+    """A trial's point, its attributes checked: a journal may be edited or planted."""
+    attrs = trial.user_attrs
+    for name, kind in (("space", str), ("params", int), ("macs", int), ("arch_str", str)):
+        value = attrs.get(name)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise UsageError(f"study {study.study_name!r}, trial {trial.number}: user attribute "
+                             f"{name!r} is {value!r} ({type(value).__name__}), expected "
+                             f"{'an integer' if kind is int else 'a string'}; the study was "
+                             f"edited or damaged")
+    return Row(trial.number, attrs["space"], attrs["params"], attrs["macs"],
+               store.trial_val_acc(trial), None, attrs["arch_str"])
 
 
 def front(all_rows: list[Row]) -> list[Row]:
@@ -93,7 +106,7 @@ def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data
     todo = [row for row in front_rows if keys[row.trial] is not None and keys[row.trial] not in cache]
     with step(f"scoring {len(todo)} front trial(s) on {len(test_x):,} test images"):
         for row in todo:
-            _, model = store.load_trained(study_dir, trials[row.trial])
+            _, model = store.load_trained(study_dir, trials[row.trial], study=study)
             cache[keys[row.trial]] = measure_accuracy(model.to(device), test_x, test_y, data.info)
     for row in front_rows:
         row.test_acc = cache.get(keys[row.trial])

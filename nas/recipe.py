@@ -16,6 +16,7 @@ class TrainingRun:
     """What `nas train` and `nas baseline` share: a study's data, a device, the recipe."""
     study_dir: str
     epochs: int
+    storage: str | None = None  # --storage: a storage outside the study folder, named by the user
     data_dir: str | None = None
     device: str = "auto"
     batch_size: int | None = None
@@ -40,7 +41,7 @@ class TrainingRun:
     def load(self):
         """(study, its data on the device, the device), after every check."""
         self.validate()
-        study = store.load_study(self.study_dir)
+        study = store.load_study(self.study_dir, self.storage)
         device = resolve_device(self.device)
         data = store.load_study_data(study, self.data_dir, self.limit_train)
         if data is None:
@@ -53,8 +54,6 @@ class TrainingRun:
     def train_config(self, **extra) -> TrainConfig:
         return TrainConfig(self.epochs, self.batch_size, self.lr, seed=self.seed,
                            label_smoothing=self.label_smoothing, augment=self.augment, **extra)
-
-
 
     @classmethod
     def from_args(cls, args, drop: tuple[str, ...] = ()):

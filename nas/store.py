@@ -15,19 +15,21 @@ per trial, the architecture spec, counts, accuracy and timing (trial user attrs)
 from __future__ import annotations
 
 import json
+import os
 import re
-import time
 import warnings
 from pathlib import Path
 
 import optuna
 import torch
 
-from nas import files, journal, urls
-from nas.arch import ArchSpec
+from nas import files, urls
+from nas.arch import ArchSpec, SpecError
+from nas.budget import count_params
 from nas.data import Data, load, resolve_data_dir
-from nas.errors import DataError, UsageError
+from nas.errors import DataError, UsageError, check_int
 from nas.model import build
+from nas.storage import open_storage
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -40,44 +42,8 @@ def check_study_name(name: str) -> str:
 
 
 def default_storage(study_dir: Path) -> str:
-    return str((study_dir / "journal.log").resolve())
-
-
-def open_storage(url: str):
-    """A URL with '://' is a database (SQLite, PostgreSQL, MySQL, ...); anything else is the
-    path of an Optuna journal file (created when missing)."""
-    try:
-        if "://" not in url:
-            journal.repair(url)
-            backend = optuna.storages.journal.JournalFileBackend(url, lock_obj=journal.open_lock(url))
-            return optuna.storages.JournalStorage(backend)
-        return _open_database(url)
-    except UsageError:
-        raise
-    except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable file
-        hint = ("; install the PostgreSQL driver: pip install -e \".[postgres]\""
-                if isinstance(exc, ImportError) and url.startswith("postgresql") else "")
-        if "password" in str(exc) and urls.remembered(url) == url:
-            hint = "; give the password in $PGPASSWORD or ~/.pgpass (study.json keeps none)"
-        raise UsageError(f"cannot open storage {urls.shown(url)!r}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}{hint}") from None
-
-
-def _open_database(url: str, attempts: int = 5):
-    import sqlalchemy.exc
-
-    # A generous lock timeout: several workers may write to one SQLite file.
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-    for attempt in range(attempts):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            # Several machines starting on an empty database all create Optuna's tables;
-            # all but one then collide ("duplicate key", "already exists"). Once the
-            # tables are there, opening it again works.
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))
+    # Not resolved: a journal.log planted as a symlink must show as one (study_storage).
+    return os.path.abspath(Path(study_dir) / "journal.log")
 
 
 def make_study_dir(study_dir: Path) -> None:
@@ -102,13 +68,14 @@ def write_pointer(study_dir: Path, study_name: str, storage: str) -> None:
     (so a copied folder reads its own copy), a database without its password."""
     make_study_dir(study_dir)
     stored = urls.remembered(storage)
-    if "://" not in stored and Path(stored).parent == study_dir.resolve():
+    if "://" not in stored and Path(stored).parent.resolve() == study_dir.resolve():
         stored = Path(stored).name
     files.write_json(study_dir / "study.json", {"study_name": study_name, "storage": stored})
 
 
 def read_pointer(study_dir: str | Path) -> dict:
-    """{"study_name", "storage"} of a study folder, the storage usable from any folder."""
+    """{"study_name", "storage"} of a study folder as study.json says, the storage made
+    usable from any folder (a journal path is relative to the study folder)."""
     pointer = Path(study_dir) / "study.json"
     if not pointer.is_file():
         raise UsageError(f"{study_dir} is not a study folder (no study.json); give the folder "
@@ -118,19 +85,52 @@ def read_pointer(study_dir: str | Path) -> dict:
         name, storage = str(meta["study_name"]), str(meta["storage"])
     except (OSError, ValueError, KeyError, TypeError):
         raise UsageError(f"{pointer} is damaged: expected {{\"study_name\": ..., \"storage\": ...}}") from None
-    if "://" not in storage:  # a journal: relative to the study folder
-        storage = str((Path(study_dir) / storage).resolve())
+    if "://" not in storage:  # a journal: relative to the study folder (symlinks kept, so
+        storage = os.path.abspath(Path(study_dir) / storage)  # study_storage sees them)
     return {"study_name": name, "storage": storage}
 
 
-def load_study(study_dir: str | Path) -> optuna.Study:
-    """Open a study folder's study; never creates a storage (a missing file is an error)."""
+def inside(file: Path, folder: Path) -> bool:
+    """Whether ``file``, symlinks followed, lies in ``folder``."""
+    return file.resolve().is_relative_to(folder.resolve())
+
+
+def study_storage(study_dir: str | Path, storage: str | None = None) -> dict:
+    """The study a folder names and the storage to open it in. A study folder may come from
+    someone else, so what its study.json names is used only when it is the folder's own file
+    (a journal or SQLite database inside it); any other storage (a file elsewhere, a database
+    server) only when the user names it themselves (``storage``, i.e. --storage)."""
     meta = read_pointer(study_dir)
+    if storage is not None:
+        return {**meta, "storage": urls.absolute(storage)}
+    file = urls.file_of(meta["storage"])
+    if file is None or not inside(file, Path(study_dir)):
+        where = ("a database server" if file is None else
+                 "a symlink out of the folder" if file.is_symlink() else "a file outside the folder")
+        raise UsageError(f"{Path(study_dir) / 'study.json'} names {where} as its storage "
+                         f"({urls.shown(meta['storage'])!r}); nas opens a storage outside the "
+                         f"study folder only when you name it: add --storage "
+                         f"{urls.shown(meta['storage'])!r}")
+    return meta
+
+
+def matching_storage(study_dir: str | Path, given: list[str] | None) -> str | None:
+    """Of the storages a user named (--storage, once per study), the one this folder's
+    study.json names (compared without passwords), else None."""
+    stored = read_pointer(study_dir)["storage"]
+    return next((url for url in given or () if urls.remembered(urls.absolute(url)) == stored), None)
+
+
+def load_study(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
+    """Open a study folder's study to read it (``storage``: --storage, see study_storage).
+    Never creates, locks, repairs or adds tables to a storage."""
+    meta = study_storage(study_dir, storage)
     file = urls.file_of(meta["storage"])
     if file is not None and not file.is_file():
         raise UsageError(f"{study_dir}: its storage {file} is missing (study.json points there)")
     try:
-        return optuna.load_study(study_name=meta["study_name"], storage=open_storage(meta["storage"]))
+        return optuna.load_study(study_name=meta["study_name"],
+                                 storage=open_storage(meta["storage"], read_only=True))
     except KeyError:
         raise UsageError(f"study {meta['study_name']!r} not found in {urls.shown(meta['storage'])}") from None
 
@@ -172,15 +172,36 @@ def retrained_path(study_dir: Path, number: int, tag: str = "") -> Path:
     return Path(study_dir) / "retrained" / f"trial-{number}{'-' + tag if tag else ''}.pt"
 
 
-def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial,
-                 weights: str | Path | None = None) -> tuple[ArchSpec, torch.nn.Module]:
-    """Rebuild from the stored spec (not the space's current code) and load the weights:
-    the search's, or ``weights`` (e.g. from ``nas train``)."""
-    spec = ArchSpec.from_dict(trial.user_attrs["arch"])
-    path = Path(weights) if weights else weights_path(study_dir, trial.number)
-    if not path.is_file():
-        raise UsageError(f"weights of trial {trial.number} missing: {path}")
-    model = build(spec)
+def trial_spec(trial: optuna.trial.FrozenTrial, study: optuna.Study | None = None) -> ArchSpec:
+    """A trial's stored architecture, checked before anything is built from it (a journal
+    may be edited or planted): one nas can build, with the params the trial recorded, within
+    the study's budget."""
+    try:
+        spec = ArchSpec.from_dict(trial.user_attrs["arch"])
+        params = count_params(spec)
+    except (SpecError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"trial {trial.number}: its stored architecture is not one nas can build "
+                         f"({str(exc)[:200]}); the study was edited or damaged") from None
+    stored = trial.user_attrs.get("params")
+    if stored != params:
+        raise UsageError(f"trial {trial.number}: its architecture has {params:,} params but the trial "
+                         f"records {stored!r}; the study was edited or damaged")
+    budget = study.user_attrs.get("config", {}).get("budget") if study is not None else None
+    if budget is not None:
+        try:
+            check_int("budget", budget)
+        except UsageError as exc:
+            raise UsageError(f"study {study.study_name!r} records a bad budget: {exc}") from None
+        if params > budget:
+            raise UsageError(f"trial {trial.number}: {params:,} params is over the study's budget of "
+                             f"{budget:,}; the study was edited or damaged")
+    return spec
+
+
+def load_weights(path: Path, make_model, what: str) -> torch.nn.Module:
+    """``make_model()`` with the tensors of ``path`` (tensors only, never code), checked name
+    by name and shape by shape on a model without memory first: nothing is allocated for a
+    model the file does not hold (a planted trial of a million channels, say)."""
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols: not the user's concern
             warnings.simplefilter("ignore", UserWarning)
@@ -192,11 +213,29 @@ def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial,
                   else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}")
         raise UsageError(f"{path} is not a weights file nas can load ({reason}); nas loads "
                          f"tensors only and never runs code from a file") from None
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise UsageError(f"{path} does not hold weights for trial {trial.number} "
-                         f"({trial.user_attrs['arch_str']}): {str(exc).splitlines()[0]}") from None
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in make_model().state_dict().items()}
+    held = ({k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+            if isinstance(state, dict) else {})
+    if held != expected:
+        wrong = sorted(set(expected) ^ set(held)) or [k for k in expected if expected[k] != held[k]]
+        raise UsageError(f"{path} does not hold weights for {what}: {len(held)} tensors where "
+                         f"{len(expected)} belong; first difference: {wrong[0]!r}")
+    model = make_model()
+    model.load_state_dict(state)
+    return model
+
+
+def load_trained(study_dir: Path, trial: optuna.trial.FrozenTrial,
+                 weights: str | Path | None = None,
+                 study: optuna.Study | None = None) -> tuple[ArchSpec, torch.nn.Module]:
+    """Rebuild from the stored spec (not the space's current code) and load the weights:
+    the search's, or ``weights`` (e.g. from ``nas train``)."""
+    spec = trial_spec(trial, study)
+    path = Path(weights) if weights else weights_path(study_dir, trial.number)
+    if not path.is_file():
+        raise UsageError(f"weights of trial {trial.number} missing: {path}")
+    model = load_weights(path, lambda: build(spec), f"trial {trial.number} ({spec.to_string()})")
     return spec, model.eval()
 
 
@@ -217,10 +256,31 @@ def load_study_data(study: optuna.Study, data_dir=None, limit_train=RECORDED) ->
         return None
 
 
+BASELINE_FIELDS = {"name": str, "model": str, "params": int, "macs": int, "val_acc": float,
+                   "test_acc": float, "epochs": int}
+
+
 def read_baselines(study_dir: str | Path) -> list[dict]:
-    """The reference models ``nas baseline`` trained on this study's data."""
+    """The reference models ``nas baseline`` trained on this study's data, each row checked."""
     path = Path(study_dir) / "baselines.json"
-    return json.loads(path.read_text()) if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is damaged ({exc}); delete it, or run nas baseline again") from None
+    if not isinstance(rows, list):
+        raise UsageError(f"{path} is damaged: expected a list of baseline rows, got "
+                         f"{type(rows).__name__}; delete it, or run nas baseline again")
+    for i, row in enumerate(rows):
+        bad = ([] if isinstance(row, dict) else ["the row"]) or [
+            key for key, kind in BASELINE_FIELDS.items()
+            if isinstance(row.get(key), bool) or not isinstance(row.get(key), (int, float) if kind is float else kind)]
+        if bad:
+            raise UsageError(f"{path}, row {i + 1}: {bad[0]} is missing or of the wrong type "
+                             f"(a row holds {', '.join(BASELINE_FIELDS)}); delete the file, or run "
+                             f"nas baseline again")
+    return rows
 
 
 def write_baselines(study_dir: str | Path, rows: list[dict]) -> None:

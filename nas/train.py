@@ -10,17 +10,20 @@ turns them into a TorchScript file.
 
 from __future__ import annotations
 
-import warnings
+import io
+import itertools
+import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from nas import files, store
-from nas.arch import ArchSpec
+from nas.count import code_time_limit
 from nas.errors import UsageError
-from nas.model import build
+from nas.model import Normalized, build
 from nas.recipe import TrainingRun
 from nas.evaluate import measure_accuracy
 from nas.trainer import train
@@ -31,7 +34,8 @@ class RetrainConfig(TrainingRun):
     trial: int | None = None  # None: the best trial
     epochs: int = 30
     label_smoothing: float = 0.1
-    teacher: str | None = None  # TorchScript file
+    teacher: str | None = None  # a study, a trial's weights, an exported file (see load_teacher)
+    trust_code: bool = False  # --teacher may be any TorchScript file, its code run
     temperature: float = 4.0
     alpha: float = 0.5
 
@@ -43,42 +47,103 @@ class RetrainConfig(TrainingRun):
             raise UsageError(f"--temperature must be > 0, got {self.temperature}")
 
 
-def load_teacher(path: str, data, device: torch.device) -> torch.nn.Module:
-    """A TorchScript classifier taking [0, 1] images of the dataset's shape (what `nas
-    export` writes); checked on real images before any training starts."""
+TRIAL_WEIGHTS = re.compile(r"trial-(\d+)(?:-[\w.-]+)?\.pt")
+
+
+def teacher_from_study(path: Path, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """A trial of a study as a teacher, built from its spec, its weights loaded as tensors
+    only: a study folder means its best trial (its latest nas train weights when it has
+    some, else the search's); a weights file in a study's weights/ or retrained/ means that
+    trial with those weights. (module taking [0, 1] images, what it is)"""
+    study_dir = path if path.is_dir() else path.parent.parent
+    study = store.load_study(study_dir)
+    if path.is_dir():
+        trial = store.pick_trial(study, None)
+        retrained = sorted(store.retrained_path(study_dir, trial.number).parent.glob(
+            f"trial-{trial.number}*.pt"), key=lambda p: p.stat().st_mtime)
+        weights = retrained[-1] if retrained else store.weights_path(study_dir, trial.number)
+    else:
+        trial, weights = store.pick_trial(study, int(TRIAL_WEIGHTS.fullmatch(path.name).group(1))), path
+    _, net = store.load_trained(study_dir, trial, weights, study)
+    info = study.user_attrs["data"]
+    return (Normalized(net, info["mean"], info["std"]).to(device).eval(),
+            f"trial {trial.number} of {study_dir} ({trial.user_attrs['arch_str']}, weights {weights})")
+
+
+def teacher_from_code(path: Path, data, device: torch.device) -> torch.nn.Module:
+    """--trust-code: any TorchScript classifier, its code run; first in a child process
+    stopped after code_time_limit() seconds (one that never ends fails there), then here."""
+    import subprocess
+    import sys
+
+    check = ("import sys, torch; m = torch.jit.load(sys.argv[1], map_location='cpu').eval(); "
+             "print(tuple(m(torch.rand(4, *map(int, sys.argv[2:]))).shape))")
     try:
-        with warnings.catch_warnings():  # TorchScript's deprecation notice
-            warnings.simplefilter("ignore", FutureWarning)
-            teacher = torch.jit.load(path, map_location=device).eval()
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise UsageError(f"--teacher {path!r} is not a TorchScript file: {str(exc).splitlines()[0]}") from None
+        proc = subprocess.run([sys.executable, "-c", check, str(path), *map(str, data.info.input_shape)],
+                              capture_output=True, text=True, timeout=code_time_limit())
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"--teacher {str(path)!r}: its code ran for {code_time_limit()} s on 4 images "
+                         f"without finishing and was stopped") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise UsageError(f"--teacher {str(path)!r} is not a TorchScript model that takes "
+                         f"{data.info.name} images: {last[:300]}")
+    with warnings.catch_warnings():  # TorchScript's deprecation notice
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location=device).eval()
+
+
+def load_teacher(given: str, data, device: torch.device, trust_code: bool = False
+                 ) -> tuple[torch.nn.Module, str]:
+    """The --teacher: a study or a trial's weights (built by nas), a file nas export wrote
+    (built from its sidecar's spec, the file's tensors read as data), or, with --trust-code,
+    any TorchScript classifier taking [0, 1] images. Checked on real images before any
+    training starts. (the module, what it is)"""
+    from nas.exported import load_model, sidecar_path
+
+    path = Path(given)
+    if path.is_dir() or (path.is_file() and path.parent.name in ("weights", "retrained")
+                         and TRIAL_WEIGHTS.fullmatch(path.name)):
+        teacher, what = teacher_from_study(path, device)
+    elif path.is_file() and sidecar_path(path).is_file() and not trust_code:
+        spec, _, net = load_model(path)
+        teacher, what = net.to(device), f"{given} ({spec.to_string()}, from {sidecar_path(path).name})"
+    elif path.is_file() and trust_code:
+        teacher, what = teacher_from_code(path, data, device), f"{given} (its own code, --trust-code)"
+    elif path.is_file():
+        raise UsageError(f"--teacher {given!r} is not a study, a trial's weights or a file nas "
+                         f"export wrote (no {sidecar_path(path).name}); running a TorchScript "
+                         f"file's code can do anything you can: if you trust it, add --trust-code")
+    else:
+        raise UsageError(f"--teacher {given!r} not found")
     sample = data.train_x[:4].to(device).float() / 255
     try:
         with torch.no_grad():
             out = teacher(sample)
     except RuntimeError as exc:
-        raise UsageError(f"--teacher {path!r} does not take {data.info.name} images "
+        raise UsageError(f"--teacher {given!r} does not take {data.info.name} images "
                          f"{tuple(sample.shape[1:])}: {str(exc).splitlines()[0]}") from None
     if out.shape != (len(sample), data.info.num_classes):
-        raise UsageError(f"--teacher {path!r} gives outputs of shape {tuple(out.shape[1:])}; "
+        raise UsageError(f"--teacher {given!r} gives outputs of shape {tuple(out.shape[1:])}; "
                          f"{data.info.name} has {data.info.num_classes} classes")
-    return teacher
+    return teacher, what
 
 
 def retrain(cfg: RetrainConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
     study, data, device = cfg.load()
     trial = store.pick_trial(study, cfg.trial)
-    teacher = load_teacher(cfg.teacher, data, device) if cfg.teacher else None
+    spec = store.trial_spec(trial, study)
+    teacher, teacher_what = (load_teacher(cfg.teacher, data, device, cfg.trust_code) if cfg.teacher
+                             else (None, None))
     tag = "kd" if teacher is not None else ""
-    spec = ArchSpec.from_dict(trial.user_attrs["arch"])
     torch.manual_seed(cfg.seed)
     model = build(spec).to(device)
     log(f"retraining trial {trial.number} ({trial.user_attrs['arch_str']}, "
         f"{trial.user_attrs['params']:,} params) from scratch: {cfg.epochs} epochs on "
         f"{len(data.train_x):,} {data.info.name} images, {device}, augment "
         f"{cfg.augment}, label smoothing {cfg.label_smoothing}"
-        + (f", distilling from {cfg.teacher} (T={cfg.temperature}, alpha={cfg.alpha})" if teacher else ""))
+        + (f", distilling from {teacher_what} (T={cfg.temperature}, alpha={cfg.alpha})" if teacher else ""))
     start = time.perf_counter()
 
     def on_epoch(epoch: int, val_acc: float) -> None:
@@ -89,10 +154,6 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
         teacher=teacher, kd_temperature=cfg.temperature, kd_alpha=cfg.alpha), on_epoch)
     test_acc = measure_accuracy(model, data.test_x, data.test_y, data.info)  # fp32, as exported models run
 
-    path = store.retrained_path(study_dir, trial.number, tag)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with files.replacing(path) as tmp:
-        torch.save(model.state_dict(), tmp)
     figures = {"trial": trial.number, "arch": trial.user_attrs["arch_str"],
                "params": trial.user_attrs["params"], "epochs": cfg.epochs,
                "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.trial_val_acc(trial),
@@ -102,6 +163,24 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                "temperature": cfg.temperature if teacher else None,
                "alpha": cfg.alpha if teacher else None, "device": str(device),
                "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed}
-    files.write_json(path.with_suffix(".json"), figures)
+    path = save_retrained(study_dir, trial.number, tag, model, figures)
     figures["weights"] = str(path)
+    first = store.retrained_path(study_dir, trial.number, tag)
+    figures["earlier"] = str(first) if path != first else None  # kept as it was
     return figures
+
+
+def save_retrained(study_dir: Path, number: int, tag: str, model: torch.nn.Module,
+                   figures: dict) -> Path:
+    """retrained/trial-N[-kd].pt and its .json; an earlier retrain is never replaced: this
+    one takes the next free name (trial-N-2.pt, ...), claimed without overwriting, so two
+    retrains at once cannot take the same one either."""
+    first = store.retrained_path(study_dir, number, tag)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()  # through memory: torch's own file writer fails badly on a full disk
+    torch.save(model.state_dict(), buffer)
+    for n in itertools.count(1):
+        path = first if n == 1 else first.with_name(f"{first.stem}-{n}.pt")
+        if not path.with_suffix(".json").exists() and files.write_new(path, buffer.getvalue()):
+            files.write_json(path.with_suffix(".json"), figures)
+            return path

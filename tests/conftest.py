@@ -95,6 +95,16 @@ def copy_study(original: Path, study_dir: Path) -> Path:
     return study_dir
 
 
+def writable_study(study_dir: Path):
+    """A test's own study, opened to be changed (nas's commands open studies read-only)."""
+    import optuna
+
+    from nas import storage, store
+
+    meta = store.read_pointer(study_dir)
+    return optuna.load_study(study_name=meta["study_name"], storage=storage.open_storage(meta["storage"]))
+
+
 @pytest.fixture
 def run(tmp_path, capsys):
     """Run the real CLI in-process; returns (exit code, stdout, stderr)."""

@@ -32,15 +32,17 @@ def test_spec_counts_come_from_the_spec_and_match_the_built_model():
     assert module.params == result.params and module.macs == result.macs
 
 
-def test_torchscript_file_reads_its_input_shape_from_the_sidecar(tmp_path, run):
+def test_a_torchscript_file_nas_did_not_export_is_counted_only_with_trust_code(tmp_path, run):
     spec = ArchSpec.from_string(SPEC, 1, 48, 48, 7)
     path = tmp_path / "model.pt"
     torch.jit.save(torch.jit.script(Normalized(build(spec), [0.5], [0.25]).eval()), str(path))
-    (tmp_path / "model.json").write_text(json.dumps({"input_shape": [1, 48, 48]}))
-    result = count(str(path))
+    (tmp_path / "model.json").write_text(json.dumps({"input_shape": [1, 48, 48]}))  # the user's own
+    code, _, err = run("count", path, "--input", "1x48x48")
+    assert code == 2 and "is not a sidecar nas export wrote" in err and "add --trust-code" in err
+    result = count(str(path), (1, 48, 48), trust_code=True)  # run in a child process
     assert result.params == count_params(spec)
     assert result.macs == count_macs(spec)  # torch's FLOP counter: conv + matmul, / 2
-    code, out, _ = run("count", path)
+    code, out, _ = run("count", path, "--input", "1x48x48", "--trust-code")
     assert code == 0 and f"{count_params(spec):,}" in out.splitlines()[-1]
 
 
@@ -48,9 +50,12 @@ def test_bad_count_inputs_get_one_line(tmp_path, run):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     for args, message in ((["bogus"], "'bogus' is not a file, a torchvision model"),
                           (["resnet18", "--input", "3x224"], "bad --input '3x224'"),
+                          (["resnet18", "--input", "3x30000x30000"], "H, W from 1 to 4096"),
                           (["resnet18", "--classes", "0"], "--classes must be an integer >= 1, got 0"),
-                          ([tmp_path / "junk.pt"], "pass --input CxHxW"),
-                          ([tmp_path / "junk.pt", "--input", "1x28x28"], "is not a TorchScript file")):
+                          ([tmp_path / "junk.pt", "--trust-code"], "pass --input CxHxW"),
+                          ([tmp_path / "junk.pt"], "add --trust-code"),
+                          ([tmp_path / "junk.pt", "--input", "1x28x28", "--trust-code"],
+                           "is not a TorchScript file")):
         code, _, err = run("count", *args)
         assert code == 2 and message in err and err.count("\n") == 1, err
 

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import onnxruntime
-from conftest import copy_study
+from conftest import copy_study, writable_study
 import pytest
 import torch
 
@@ -60,14 +60,14 @@ def test_onnx_export_runs_in_onnxruntime_as_the_eager_model_does(study_dir, run)
 
 
 def test_a_failed_onnx_check_writes_nothing(study_dir, run, tmp_path):
-    study = store.load_study(study_dir)
+    study = writable_study(study_dir)
     trial = store.completed_trials(study)[0]
     study.set_user_attr("config", {**study.user_attrs["config"],
                                    "budget": trial.user_attrs["params"] - 1})
     before = set(tmp_path.iterdir())
     code, _, err = run("export", study_dir, "--trial", trial.number, "--format", "onnx",
                        "--out", tmp_path / "m.onnx")
-    assert code == 1 and "over the study's budget" in err
+    assert code == 2 and "over the study's budget" in err and err.count("\n") == 1
     assert set(tmp_path.iterdir()) == before  # no model, no sidecar, no temporary left
     for args, message in ((["--out", tmp_path / "m.pt"], "--out must end in .onnx for --format onnx"),
                           (["--format", "tflite"], "unknown --format 'tflite'; valid: torchscript, onnx")):

@@ -77,7 +77,7 @@ def test_two_searches_fill_one_postgresql_study_and_the_dashboard_opens_it(tmp_p
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both took part
     # Each machine's study folder points at the shared database and sees every trial.
     for i in (1, 2):
-        assert len(store.load_study(tmp_path / f"machine{i}" / "shared").trials) == len(trials)
+        assert len(store.load_study(tmp_path / f"machine{i}" / "shared", postgres_url).trials) == len(trials)
     assert "shared" in dashboard_study_names(postgres_url)
     print(f"two processes, one PostgreSQL study: {len(trials)} trials for --trials 12")
 
@@ -94,9 +94,15 @@ def test_a_password_in_the_url_is_never_shown_or_stored(tmp_path, postgres_url):
     assert proc.returncode == 0, proc.stderr
     assert secret not in proc.stdout + proc.stderr and "postgres:***@" in proc.stdout
     assert secret not in (tmp_path / "secret" / "study.json").read_text()
+    # A database server named by a study folder is opened only when the user names it too.
     pareto = subprocess.run([sys.executable, "-m", "nas", "pareto", str(tmp_path / "secret")],
                             capture_output=True, text=True, timeout=300)
-    assert pareto.returncode == 0, pareto.stderr  # reopened from study.json, no password in it
+    assert pareto.returncode == 2 and "names a database server as its storage" in pareto.stderr
+    assert "add --storage 'postgresql://postgres@" in pareto.stderr and secret not in pareto.stderr
+    pareto = subprocess.run([sys.executable, "-m", "nas", "pareto", str(tmp_path / "secret"),
+                             "--storage", url], capture_output=True, text=True, timeout=300)
+    assert pareto.returncode == 0, pareto.stderr
+    assert secret not in pareto.stdout + pareto.stderr
     wrong = url.rsplit(":", 1)[0] + ":1/postgres"  # nothing listens on port 1
     bad = subprocess.run(cmd[:-5] + ["--storage", wrong, "--runs-dir", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=300)

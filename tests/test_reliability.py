@@ -13,15 +13,15 @@ import optuna
 import pytest
 import torch
 
-from conftest import copy_study, without_progress
+from conftest import copy_study, without_progress, writable_study
 from nas import store
 
 
-def _wait_for_running_trial(study_dir, proc, timeout=120):
+def _wait_for_running_trial(study_dir, proc, timeout=120, storage=None):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        running = [t for t in store.load_study(study_dir).get_trials(
+        running = [t for t in store.load_study(study_dir, storage).get_trials(
             states=(optuna.trial.TrialState.RUNNING,)) if "arch" in t.user_attrs]
         if running:
             return running[0]
@@ -34,17 +34,18 @@ def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_pa
     cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
            "--budget", "15000", "--limit-train", "300", "--runs-dir", str(runs), "--study",
            "kill", "--pruner", "none", "--no-progress"]
-    if storage == "sqlite":  # an RDB storage (SQLAlchemy), as PostgreSQL would be
-        cmd += ["--storage", f"sqlite:///{tmp_path / 'kill.db'}"]
+    url = f"sqlite:///{tmp_path / 'kill.db'}" if storage == "sqlite" else None
+    if url:  # an RDB storage (SQLAlchemy), as PostgreSQL would be; named again to read it
+        cmd += ["--storage", url]
     # One quick trial finishes first, then a long one is killed in the middle.
     assert subprocess.run(cmd + ["--trials", "1", "--epochs", "1"], capture_output=True).returncode == 0
     proc = subprocess.Popen(cmd + ["--trials", "2", "--epochs", "400"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    victim = _wait_for_running_trial(runs / "kill", proc)
+    victim = _wait_for_running_trial(runs / "kill", proc, storage=url)
     time.sleep(1.0)  # inside its 400 epochs
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    study = store.load_study(runs / "kill")
+    study = store.load_study(runs / "kill", url)
     first = study.trials[0]
     assert first.state == optuna.trial.TrialState.COMPLETE
     assert study.trials[victim.number].state == optuna.trial.TrialState.RUNNING  # left stale
@@ -54,7 +55,7 @@ def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_pa
     resume_seconds = time.time() - start
     assert done.returncode == 0, done.stderr
     assert f"trial {victim.number} was interrupted" in done.stdout
-    study = store.load_study(runs / "kill")
+    study = store.load_study(runs / "kill", url)
     killed = study.trials[victim.number]
     assert killed.state == optuna.trial.TrialState.FAIL
     assert "interrupted: its worker (pid" in killed.user_attrs["fail_reason"]
@@ -166,14 +167,15 @@ def test_four_workers_fill_one_study_with_100_trials_none_lost_none_twice(tmp_pa
            "--budget", "15000", "--limit-train", "64", "--epochs", "1", "--trials", "100",
            "--jobs", "4", "--pruner", "none", "--runs-dir", str(runs), "--study", "many",
            "--no-progress"]
-    if storage == "sqlite":  # SQLite is where concurrent writers meet "database is locked"
-        cmd += ["--storage", f"sqlite:///{tmp_path / 'many.db'}"]
+    url = f"sqlite:///{tmp_path / 'many.db'}" if storage == "sqlite" else None
+    if url:  # SQLite is where concurrent writers meet "database is locked"
+        cmd += ["--storage", url]
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.time() - start
     assert proc.returncode == 0, proc.stderr
     assert "locked" not in (proc.stdout + proc.stderr).lower()
-    trials = store.load_study(runs / "many").trials
+    trials = store.load_study(runs / "many", url).trials
     assert sorted(t.number for t in trials) == list(range(100))  # unique and contiguous
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
                for t in trials)  # finished: trained, or infeasible (never built); none failed
@@ -303,12 +305,12 @@ def test_export_replaces_a_good_model_only_with_a_verified_pair(searched_synthet
     # A failed check (a study whose budget is now below the trial) leaves both as they were.
     assert run("export", study_dir, "--trial", trials[1], "--out", out)[0] == 0
     pair = (out.read_bytes(), out.with_suffix(".json").read_bytes())
-    study = store.load_study(study_dir)
+    study = writable_study(study_dir)
     config = dict(study.user_attrs["config"], budget=1)
     study.set_user_attr("config", config)
     left_by_kills = set(tmp_path.iterdir())  # a SIGKILL leaves its hidden temporary behind
     code, _, err = run("export", study_dir, "--trial", trials[0], "--out", out)
-    assert code == 1 and "over the study's budget" in err
+    assert code == 2 and "over the study's budget" in err
     assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == pair
     assert set(tmp_path.iterdir()) == left_by_kills  # a failure cleans up after itself
     # Killed between the two renames: the new model beside the old sidecar, which says so.

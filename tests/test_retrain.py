@@ -1,4 +1,5 @@
-"""nas train: retrain a found trial, distil from a TorchScript teacher, export the result."""
+"""nas train: retrain a found trial, distil from a teacher (an export read as data, a study's
+trial, or with --trust-code any TorchScript file), export the result."""
 
 import json
 
@@ -52,12 +53,16 @@ def test_retrain_augments_as_the_search_did_unless_told(run, tmp_path):
                        "--trials", 1, "--epochs", 1, "--runs-dir", runs, "--study", "crop",
                        "--augment", "crop", "--no-progress")
     assert code == 0, err
-    for extra, expected in (([], "crop"), (["--augment", "none"], "none")):
+    # A second retrain keeps the first: it takes the next free name, and says so.
+    for extra, expected, name in (([], "crop", "trial-0"), (["--augment", "none"], "none", "trial-0-2")):
         code, out, err = run("train", runs / "crop", "--trial", 0, "--epochs", 1, *extra)
         assert code == 0, err
         assert f"augment {expected}," in out
-        figures = json.loads((runs / "crop" / "retrained" / "trial-0.json").read_text())
+        figures = json.loads((runs / "crop" / "retrained" / f"{name}.json").read_text())
         assert figures["augment"] == expected
+    assert "earlier retrains keep theirs (trial-0.pt" in out
+    assert json.loads((runs / "crop" / "retrained" / "trial-0.json").read_text())["augment"] == "crop"
+    assert (runs / "crop" / "retrained" / "trial-0.pt").is_file()
     code, out, err = run("baseline", "c8k3s2-gap", runs / "crop", "--epochs", 1)
     assert code == 0, err
     assert json.loads((runs / "crop" / "baselines.json").read_text())[0]["augment"] == "crop"
@@ -66,8 +71,12 @@ def test_retrain_augments_as_the_search_did_unless_told(run, tmp_path):
 def test_bad_retrain_inputs_get_one_line(study, run, tmp_path):
     wrong = torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 3)))
     torch.jit.save(wrong, str(tmp_path / "three.pt"))
-    cases = [(["--best", "--teacher", study / "pareto.json"], "is not a TorchScript file"),
-             (["--best", "--teacher", tmp_path / "three.pt"], "gives outputs of shape (3,)"),
+    cases = [(["--best", "--teacher", study / "pareto.json"], "is not a study, a trial's weights "
+                                                              "or a file nas export wrote"),
+             (["--best", "--teacher", tmp_path / "three.pt"], "if you trust it, add --trust-code"),
+             (["--best", "--teacher", tmp_path / "three.pt", "--trust-code"], "gives outputs of shape (3,)"),
+             (["--best", "--teacher", study / "pareto.json", "--trust-code"], "is not a TorchScript "
+                                                                                "model that takes"),
              (["--trial", 999], "trial 999 is not a completed trial"),
              (["--best", "--alpha", 2], "--alpha must be in [0, 1], got 2.0"),
              (["--best", "--lr", -1], "--lr must be a positive number, got -1.0"),

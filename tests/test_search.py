@@ -6,7 +6,7 @@ import re
 import shutil
 
 import optuna
-from conftest import copy_study, dashboard_study_names, read_only
+from conftest import copy_study, dashboard_study_names, read_only, writable_study
 import pytest
 import torch
 
@@ -179,12 +179,12 @@ def test_export_refuses_a_model_over_the_study_budget(searched, run, tmp_path):
     # Finished trials cannot be edited; the study's recorded budget can, as a corrupted or
     # hand-edited database might be.
     study_dir, _ = searched
-    study = load(study_dir)
+    study = writable_study(study_dir)
     trial = store.completed_trials(study)[0]
     study.set_user_attr("config", {**study.user_attrs["config"],
                                    "budget": trial.user_attrs["params"] - 1})
     code, _, err = run("export", study_dir, "--trial", trial.number, "--out", tmp_path / "x.pt")
-    assert code == 1 and f"trial {trial.number} not exported: " in err and "over the study's budget" in err
+    assert code == 2 and f"trial {trial.number}: " in err and "over the study's budget" in err
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "x.json").exists()
 
 
@@ -265,8 +265,10 @@ def test_explicit_storage_url_and_hyperband_pruner(tmp_path, run):
     assert pointer == {"study_name": "remote", "storage": url}
     study = optuna.load_study(study_name="remote", storage=url)
     assert len(study.trials) == 3
-    assert isinstance(load(tmp_path / "runs" / "remote").pruner, optuna.pruners.BasePruner)
+    assert store.load_study(tmp_path / "runs" / "remote", url).user_attrs["config"]["pruner"] == "hyperband"
     code, _, err = run("export", tmp_path / "runs" / "remote", "--best")
+    assert code == 2 and "names a file outside the folder as its storage" in err
+    code, _, err = run("export", tmp_path / "runs" / "remote", "--best", "--storage", url)
     assert code == 0, err
 
 
@@ -280,8 +282,9 @@ def test_relative_storage_paths_read_the_same_from_any_folder(tmp_path, run, mon
     assert run(*args, "--study", "own")[0] == 0  # the default: a journal in the study folder
     assert json.loads((tmp_path / "a/runs/own/study.json").read_text())["storage"] == "journal.log"
     monkeypatch.chdir(tmp_path / "b")
-    for study in ("rel", "own"):
-        code, out, err = run("pareto", tmp_path / "a" / "runs" / study)
+    # A storage outside the folder is opened when the user names it (from any folder too).
+    for study, named in (("rel", ["--storage", f"sqlite:///{tmp_path / 'a' / 'rel.db'}"]), ("own", [])):
+        code, out, err = run("pareto", tmp_path / "a" / "runs" / study, *named)
         assert code == 0 and "written:" in out, err
     assert list((tmp_path / "b").iterdir()) == []  # a read-only command created nothing here
     # A copied folder reads its own journal, not the original's.

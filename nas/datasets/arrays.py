@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import math
 import tarfile
 import zipfile
 import zlib
@@ -22,35 +23,64 @@ UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tar
               lzma.LZMAError)
 
 
+def check_declared_size(where: str, f, stored: int) -> None:
+    """An .npy header declares its shape and dtype: refuse one that declares more bytes than
+    the file holds (a 2 KB file can declare 93 GiB, which np.load would try to allocate)."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, _, dtype = read_header(f)
+    except UNREADABLE as exc:
+        raise DataError(f"cannot read {where}: {exc}") from None
+    declared, holds = math.prod(shape) * dtype.itemsize, stored - f.tell()
+    if declared > holds:
+        raise DataError(f"{where}: declares a {dtype} array of shape {shape} ({declared:,} "
+                        f"bytes) but holds {holds:,} bytes: truncated, or not an array file")
+
+
 def read_arrays(path: Path):
     """{split: (x NCHW uint8, y int64)} and the class names ("0".."K-1")."""
     found: dict[str, tuple[str, np.ndarray]] = {}  # key -> (where it came from, array)
 
-    def take(where: str, name: str, read) -> None:
+    def take(where: str, name: str, read, header=None) -> None:
+        """``header``: (a function opening the .npy's bytes, how many bytes it stores)."""
         key = Path(name).name.removesuffix(".npy")
         if key in ARRAY_KEYS:
             try:
+                if header is not None:
+                    with header[0]() as f:
+                        check_declared_size(where, f, header[1])
                 found[key] = (where, read())
             except UNREADABLE as exc:
                 raise DataError(f"cannot read {where}: {exc}") from None
+            except MemoryError:
+                raise DataError(f"{where}: too large to load into this machine's memory") from None
 
     if path.is_dir():
         for file in sorted(path.glob("*.npy")):
-            take(str(file), file.name, lambda f=file: np.load(f, allow_pickle=False))
+            take(str(file), file.name, lambda f=file: np.load(f, allow_pickle=False),
+                 (lambda f=file: open(f, "rb"), file.stat().st_size))
     elif path.suffix == ".npz":
         try:
             archive = np.load(path, allow_pickle=False)
         except UNREADABLE as exc:
             raise DataError(f"cannot read {path}: {exc}") from None
         for key in archive.files:
-            take(f"{path}[{key}]", key, lambda k=key: archive[k])
+            member = f"{key}.npy"
+            size = archive.zip.getinfo(member).file_size
+            take(f"{path}[{key}]", key, lambda k=key: archive[k],
+                 (lambda m=member: archive.zip.open(m), size))
     elif path.is_file() and tarfile.is_tarfile(path):
         try:
             with tarfile.open(path) as tar:
                 for member in tar.getmembers():
                     if member.isfile() and member.name.endswith(".npy"):
                         take(f"{path}[{member.name}]", member.name, lambda m=member: np.load(
-                            io.BytesIO(tar.extractfile(m).read()), allow_pickle=False))
+                            io.BytesIO(tar.extractfile(m).read()), allow_pickle=False),
+                             (lambda m=member: tar.extractfile(m), member.size))
         except UNREADABLE as exc:
             raise DataError(f"cannot read {path}: {exc}") from None
     elif not path.exists():

@@ -5,6 +5,11 @@ A reader returns (splits, classes): {split: (uint8 images N x C x H x W, int64 l
 the class names. They are stored as plain arrays in an .npz and read back with
 allow_pickle=False, then checked: a file someone planted under the cache's name (the name
 is predictable) can hold no code that runs, and a torn or foreign file is decoded again.
+
+The cache is per user: a decoded dataset is trusted data (it is what trains the model), and
+its name can be predicted by anyone who can see the source files, so the folder is used only
+when the user owns it and nobody else can write in it (created 0700), and an entry only
+when the user owns it; otherwise the dataset is decoded afresh, and that is said once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -31,20 +37,51 @@ def cached(path: Path, what: str, read):
     key = hashlib.sha256(json.dumps([str(path.resolve()), what] + [
         (str(p), p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else str(p)
         for p in entries]).encode()).hexdigest()[:24]
-    cache = cache_dir() / f"{key}.npz"
-    if cache.is_file():
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        pass
+    doubt = not_private(folder)
+    cache = folder / f"{key}.npz"
+    if doubt is None and cache.is_file() and not_private(cache) is None:
         result = _load(cache)
         if result is not None:
             return result
-    with step(f"decoding {path.name} (once: cached after)"):
+    if doubt is not None:
+        _say_once(f"nas: not using the dataset cache {folder}: {doubt}, so an entry there may "
+                  f"not be yours (set NAS_CACHE_DIR to a folder of your own, or chmod 700 it)")
+    with step(f"decoding {path.name}" + (" (once: cached after)" if doubt is None else "")):
         result = read()
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with files.replacing(cache) as tmp:  # concurrent workers never read half a file
-            _save(tmp, *result)
-    except OSError:
-        pass  # no cache then; correctness does not depend on it
+    if doubt is None:
+        try:
+            with files.replacing(cache) as tmp:  # concurrent workers never read half a file
+                _save(tmp, *result)
+        except OSError:
+            pass  # no cache then; correctness does not depend on it
     return result
+
+
+def not_private(path: Path) -> str | None:
+    """Why another user could have put ``path`` there (None: nobody but this user)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if st.st_uid != os.geteuid():
+        return f"it belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return "other users can write in it"
+    return None
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        print(message, file=sys.stderr)
 
 
 def _save(file: Path, splits: dict, classes) -> None:

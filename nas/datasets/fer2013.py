@@ -17,7 +17,6 @@ FER_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 def read_fer_csv(path: Path):
     """Rows -> splits by Usage; every malformed row is named by file and line."""
-    splits = {split: ([], []) for split in FER_USAGE.values()}
     try:
         # Bytes that are not UTF-8 become U+FFFD, so the row that holds them is named below
         # ("must be integers") instead of a decode error with no line.
@@ -26,33 +25,41 @@ def read_fer_csv(path: Path):
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     with f:
         reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        if "emotion" not in header or "pixels" not in header:
-            got = ",".join(header)
-            raise DataError(f"{path}, line 1: expected the header emotion,pixels,Usage; got "
-                            f"{got[:60]!r}" + (f"... ({len(got):,} characters)" if len(got) > 60 else ""))
-        col = {name: header.index(name) for name in header}
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            where = f"{path}, line {line}"
-            if len(row) != len(header):
-                raise DataError(f"{where}: expected {len(header)} fields ({','.join(header)}), "
-                                f"got {len(row)}")
-            try:
-                label, pixels = int(row[col["emotion"]]), [int(v) for v in row[col["pixels"]].split()]
-            except ValueError:
-                raise DataError(f"{where}: emotion and pixels must be integers") from None
-            if not 0 <= label < len(FER_CLASSES):
-                raise DataError(f"{where}: emotion {label} out of range 0-6")
-            if len(pixels) != 48 * 48 or min(pixels) < 0 or max(pixels) > 255:
-                raise DataError(f"{where}: expected 2304 pixel values (48x48) in 0-255, got "
-                                f"{len(pixels)} values in {min(pixels, default=0)}-{max(pixels, default=0)}")
-            usage = row[col["Usage"]] if "Usage" in col else "Training"
-            if usage not in FER_USAGE:
-                raise DataError(f"{where}: Usage {usage!r}; valid: {', '.join(FER_USAGE)}")
-            splits[FER_USAGE[usage]][0].append(pixels)
-            splits[FER_USAGE[usage]][1].append(label)
+        try:
+            return _read_rows(path, reader)
+        except csv.Error as exc:  # e.g. a field over the csv module's limit, or a stray NUL
+            raise DataError(f"{path}, line {reader.line_num}: not a FER2013 CSV row ({exc})") from None
+
+
+def _read_rows(path: Path, reader):
+    splits = {split: ([], []) for split in FER_USAGE.values()}
+    header = [h.strip() for h in next(reader, [])]
+    if "emotion" not in header or "pixels" not in header:
+        got = ",".join(header)
+        raise DataError(f"{path}, line 1: expected the header emotion,pixels,Usage; got "
+                        f"{got[:60]!r}" + (f"... ({len(got):,} characters)" if len(got) > 60 else ""))
+    col = {name: header.index(name) for name in header}
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        where = f"{path}, line {line}"
+        if len(row) != len(header):
+            raise DataError(f"{where}: expected {len(header)} fields ({','.join(header)}), "
+                            f"got {len(row)}")
+        try:
+            label, pixels = int(row[col["emotion"]]), [int(v) for v in row[col["pixels"]].split()]
+        except ValueError:
+            raise DataError(f"{where}: emotion and pixels must be integers") from None
+        if not 0 <= label < len(FER_CLASSES):
+            raise DataError(f"{where}: emotion {label} out of range 0-6")
+        if len(pixels) != 48 * 48 or min(pixels) < 0 or max(pixels) > 255:
+            raise DataError(f"{where}: expected 2304 pixel values (48x48) in 0-255, got "
+                            f"{len(pixels)} values in {min(pixels, default=0)}-{max(pixels, default=0)}")
+        usage = row[col["Usage"]] if "Usage" in col else "Training"
+        if usage not in FER_USAGE:
+            raise DataError(f"{where}: Usage {usage!r}; valid: {', '.join(FER_USAGE)}")
+        splits[FER_USAGE[usage]][0].append(pixels)
+        splits[FER_USAGE[usage]][1].append(label)
     return {split: (np.array(x, dtype=np.uint8).reshape(-1, 1, 48, 48), np.array(y, dtype=np.int64))
             for split, (x, y) in splits.items() if y}
 

@@ -37,9 +37,15 @@ def read_folder(path: Path, image_size: int | None = None, grayscale: bool = Fal
             for file in sorted((path / split / name).glob("*")) if (path / split / name).is_dir() else []:
                 if file.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
+                if not file.is_file():  # reading a named pipe or a device would never end
+                    raise DataError(f"{file} is not a regular file (a named pipe, socket or "
+                                    f"device); an image folder holds image files only")
                 try:
-                    with warnings.catch_warnings(), Image.open(file) as img:
+                    # The filter before open(): Pillow's size check runs as the file opens.
+                    with warnings.catch_warnings():
                         warnings.simplefilter("error", Image.DecompressionBombWarning)
+                        img = Image.open(file)
+                    with img:
                         all_grey &= img.mode in ("1", "L", "LA", "I", "I;16", "F")
                         # "L" is ITU-R 601 luma, as users' own convert("L") gives at inference.
                         img = img.convert("L" if grayscale else "RGB")

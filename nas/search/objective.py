@@ -4,6 +4,7 @@ against the budget, build it, train it, report each epoch, prune, store the resu
 from __future__ import annotations
 
 import gc
+import io
 import math
 import os
 import platform
@@ -127,8 +128,14 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
 
     path = store.weights_path(study_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with files.replacing(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    buffer = io.BytesIO()  # through memory: torch's own file writer fails badly on a full disk
+    torch.save(model.state_dict(), buffer)
+    try:
+        files.write_bytes(path, buffer.getvalue())
+    except files.DiskFull as exc:
+        trial.set_user_attr("fail_reason", str(exc))
+        trial.set_user_attr("disk_full", True)  # optimize() stops the search on it
+        raise TrialFailed(str(exc)) from None
     for key, value in {"val_acc": result.val_acc, "train_time": round(result.seconds, 3),
                        "build_time": round(build_seconds, 4),
                        "capture_time": round(result.capture_seconds, 4),

@@ -16,7 +16,7 @@ import optuna
 import torch
 
 import search_spaces
-from nas import pareto, store, urls
+from nas import pareto, storage, store, urls
 from nas.budget import check
 from nas.config import SearchConfig
 from nas.data import Data, load
@@ -173,7 +173,7 @@ def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, thr
     if device.type == "cuda":
         torch.cuda.set_device(device)
     data = on_device(load_data(cfg), device)
-    study = optuna.load_study(study_name=cfg.study_name, storage=store.open_storage(cfg.storage_url),
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage.open_storage(cfg.storage_url),
                               sampler=make_sampler(cfg, trials_before, index + 1),
                               pruner=make_pruner(cfg))
     with memory_limit(cfg.memory_limit, device):
@@ -201,7 +201,7 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
 
     bar = tqdm(total=n_trials, unit="trial", file=sys.stderr, dynamic_ncols=True,
                disable=not (progress and sys.stderr.isatty()))
-    start, ran = time.perf_counter(), 0
+    start, ran, full_disk = time.perf_counter(), 0, []
 
     def report(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
         nonlocal ran
@@ -216,6 +216,9 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
         bar.update(1)
         if finished(study, cfg.space) >= cfg.trials:
             study.stop()  # others filled the rest; a trial in flight elsewhere may add one
+        if t.user_attrs.get("disk_full"):
+            full_disk.append(t.user_attrs["fail_reason"])
+            study.stop()  # every later trial would fail the same way
 
     timeout = cfg.timeout
     if deadline is not None:  # start no trial after it either
@@ -227,3 +230,5 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
         log(f"{label}stopped: {exc}; its trial is marked interrupted and runs first next time")
     finally:
         bar.close()
+    if full_disk:
+        raise UsageError(f"search stopped: {full_disk[0]}")

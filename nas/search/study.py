@@ -6,12 +6,13 @@ from __future__ import annotations
 import platform
 import warnings
 from dataclasses import asdict
+from pathlib import Path
 
 import optuna
 import torch
 
 import nas
-from nas import store
+from nas import storage, store
 from nas.config import LOCAL_SETTINGS, METRICS, OBJECTIVES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import DataInfo, resolve_data_dir
 from nas.errors import UsageError
@@ -69,12 +70,15 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
     """Create the study, or resume it; refuse to mix datasets or objectives in one study."""
     if cfg.storage is None:
         store.make_study_dir(cfg.study_dir)  # the journal file goes in it
-    storage = store.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
-    existing = [s for s in optuna.get_all_study_summaries(storage) if s.study_name == cfg.study_name]
+        if not store.inside(Path(cfg.storage_url), cfg.study_dir):  # planted as a symlink
+            raise UsageError(f"{cfg.storage_url} is a symlink out of the study folder; a search "
+                             f"writes its journal only inside it (remove the link, or pass --storage)")
+    opened = storage.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
+    existing = [s for s in optuna.get_all_study_summaries(opened) if s.study_name == cfg.study_name]
     n_before = existing[0].n_trials if existing else 0
     directions = OBJECTIVES[cfg.objective]
     study = optuna.create_study(
-        study_name=cfg.study_name, storage=storage, directions=list(directions),
+        study_name=cfg.study_name, storage=opened, directions=list(directions),
         load_if_exists=True, sampler=make_sampler(cfg, n_before), pruner=make_pruner(cfg))
     recorded = study.user_attrs.get("data")
     held = study.user_attrs.get("config", {}).get("objective", "accuracy")
