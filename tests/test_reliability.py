@@ -322,6 +322,26 @@ def test_export_replaces_a_good_model_only_with_a_verified_pair(searched_synthet
     assert code == 2 and "belongs to another model file" in err
 
 
+def test_a_dead_worker_not_yet_reaped_counts_as_gone():
+    """A worker killed with its parent stays a zombie until init reaps it (late, in some
+    containers and VMs); recovery must see it as gone, or its trial stays 'running'."""
+    from nas.search.recovery import _alive as recovery_sees_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    while not _is_zombie(child.pid):  # exited, and not reaped: we do not wait() yet
+        time.sleep(0.05)
+    try:
+        assert not recovery_sees_alive(child.pid)
+        assert recovery_sees_alive(os.getppid())  # a live process still counts as alive
+    finally:
+        child.wait()
+
+
+def _is_zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def _alive(pid: int) -> bool:
     """Running, and not a zombie waiting for its reaper."""
     try:

@@ -133,7 +133,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed worker whose parent died too stays a zombie until init reaps it, which some
+    # inits (containers, VMs) do late; signal 0 still reaches a zombie, /proc tells.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: signal 0 is all there is
 
 
 def recover_interrupted(study: optuna.Study, log: Callable[[str], None],
