@@ -60,8 +60,8 @@ def cmd_search(args) -> int:
         print("\nPareto front (params vs validation accuracy; test accuracy of front only):")
         print(pareto.table(result.front))
         print("\nwritten: " + ", ".join(str(p) for p in result.files))
-        own = store.inside(Path(cfg.storage_url), cfg.study_dir) if "://" not in cfg.storage_url else False
-        storage = "" if own else f" --storage {urls.shown(cfg.storage_url)!r}"
+        storage = ("" if store.is_own_storage(cfg.storage_url, cfg.study_dir)
+                   else f" --storage {urls.shown(cfg.storage_url)!r}")
         print(f"next: nas export {cfg.study_dir} --best{storage}")
     return 0
 

@@ -12,7 +12,6 @@ no hooks, so its MACs come from torch's FLOP counter (conv and matmul FLOPs / 2)
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -156,16 +155,6 @@ def not_counted(model) -> tuple[str, ...]:
     return tuple(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
 
-def code_time_limit() -> int:
-    """Seconds a TorchScript file's own code may run (--trust-code), in a child process:
-    $NAS_CODE_TIME_LIMIT, default 60."""
-    try:
-        return max(1, int(os.environ.get("NAS_CODE_TIME_LIMIT", "60")))
-    except ValueError:
-        raise UsageError(f"$NAS_CODE_TIME_LIMIT must be a number of seconds, got "
-                         f"{os.environ['NAS_CODE_TIME_LIMIT']!r}") from None
-
-
 def _count_export(path: Path, found) -> Count:
     """A file nas export wrote: counted from the spec its sidecar names (the ONNX graph's
     weights are not the parameters one to one, batch norm being folded into the convs); a
@@ -206,24 +195,14 @@ def _count_file(path: Path, shape, trust_code: bool) -> Count:
 
 
 def _count_torchscript_in_child(path: Path, shape) -> Count:
-    """--trust-code: the file's code runs, but in a child process that is killed after
-    code_time_limit() seconds (a forward that never ends cannot hang nas)."""
+    """--trust-code: the file's code runs, in a time-limited child process (nas.trusted)."""
     import json
-    import subprocess
-    import sys
 
-    code = ("import json, sys; from nas.count import count_torchscript; "
-            "print(json.dumps(count_torchscript(sys.argv[1], tuple(map(int, sys.argv[2:])))))")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, str(path), *map(str, shape)],
-                              capture_output=True, text=True, timeout=code_time_limit())
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"{path}: its code ran for {code_time_limit()} s on one image without "
-                         f"finishing and was stopped") from None
-    if proc.returncode != 0:
-        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        raise UsageError(f"{path}: {lines[-1] if lines else f'its code ended with exit code {proc.returncode}'}")
-    counted = json.loads(proc.stdout.strip().splitlines()[-1])
+    from nas.trusted import run_code
+
+    script = ("import json, sys; from nas.count import count_torchscript; "
+              "print(json.dumps(count_torchscript(sys.argv[1], tuple(map(int, sys.argv[2:])))))")
+    counted = json.loads(run_code(script, [path, *shape], str(path), "one image"))
     return Count(f"TorchScript {path} (its own code, run with --trust-code)", tuple(shape),
                  [Row(n, "", p, None) for n, p in counted["rows"]], counted["params"], counted["macs"])
 

@@ -71,19 +71,16 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     except OSError as exc:
         raise UsageError(f"cannot write --out {str(out)!r}: {exc.strerror}") from None
     try:
-        images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
-                  else "random images")
-        with step(f"writing the {label} file and checking it on {images}"):
-            meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
-        meta.update({"model": out.name, "val_acc": val_acc,
-                     "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
-        sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")  # (full disk: OSError, below)
-        files.commit(model_tmp, out)
-        files.commit(sidecar_tmp, sidecar_path(out))
-    except OSError as exc:
-        if exc.errno in files.DISK_FULL:
-            raise files.disk_full(exc, out) from None
-        raise
+        with files.said_if_full(out):
+            images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
+                      else "random images")
+            with step(f"writing the {label} file and checking it on {images}"):
+                meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
+            meta.update({"model": out.name, "val_acc": val_acc,
+                         "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
+            sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+            files.commit(model_tmp, out)
+            files.commit(sidecar_tmp, sidecar_path(out))
     finally:
         for tmp in (model_tmp, sidecar_tmp):
             tmp.unlink(missing_ok=True)

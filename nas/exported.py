@@ -15,7 +15,7 @@ from nas import files
 from nas.arch import ArchSpec, SpecError
 from nas.budget import count_params
 from nas.errors import UsageError, check_input_shape
-from nas.model import Normalized, build
+from nas.model import Normalized, build, shape_difference, state_shapes
 from nas.scripted import load_tensors, read_tensors
 
 
@@ -59,13 +59,10 @@ def _normalized(spec: ArchSpec, meta: dict) -> torch.nn.Module:
 
 def check_tensors(model: Path, spec: ArchSpec, meta: dict) -> int:
     """The TorchScript file holds exactly the tensors of the spec's model: their count."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in _normalized(spec, meta).state_dict().items()}
     held = {k: ref.size for k, ref in read_tensors(model).items()}
-    if held != expected:
-        wrong = sorted(set(expected) ^ set(held)) or [k for k in expected if expected[k] != held[k]]
+    if difference := shape_difference(state_shapes(lambda: _normalized(spec, meta)), held):
         raise UsageError(f"{model} does not hold the model its sidecar names ({spec.to_string()}): "
-                         f"{len(held)} tensors where {len(expected)} belong; first difference: {wrong[0]!r}")
+                         f"{difference}")
     return len(held)
 
 

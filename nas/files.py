@@ -30,13 +30,12 @@ def replacing(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     tmp = temporary_name(path)
     try:
-        yield tmp
-        commit(tmp, path)
-    except BaseException as exc:
+        with said_if_full(path):
+            yield tmp
+            commit(tmp, path)
+    except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
-            raise disk_full(exc, path) from None
         raise
 
 
@@ -49,10 +48,18 @@ class DiskFull(UsageError):
     stops on it rather than fail every later trial."""
 
 
-def disk_full(exc: OSError, path) -> DiskFull:
-    return DiskFull(f"cannot write {path}: {exc.strerror} ({errno.errorcode.get(exc.errno, exc.errno)}); "
-                      f"nothing half-written was kept, and an earlier file there is unchanged: "
-                      f"free some space and run the command again")
+@contextlib.contextmanager
+def said_if_full(path) -> Iterator[None]:
+    """Around writing ``path``: a full disk becomes DiskFull, one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise DiskFull(f"cannot write {path}: {exc.strerror} "
+                       f"({errno.errorcode.get(exc.errno, exc.errno)}); nothing half-written was "
+                       f"kept, and an earlier file there is unchanged: free some space and run "
+                       f"the command again") from None
 
 
 def commit(tmp: Path, path: Path) -> None:
@@ -84,7 +91,7 @@ def write_new(path: Path, data: bytes) -> bool:
     process, is never replaced (a hard link, unlike a rename, fails on an existing name)."""
     tmp = temporary_name(path)
     try:
-        with open(tmp, "wb") as f:
+        with said_if_full(path), open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -92,10 +99,6 @@ def write_new(path: Path, data: bytes) -> bool:
         return True
     except FileExistsError:
         return False
-    except OSError as exc:
-        if exc.errno in DISK_FULL:
-            raise disk_full(exc, path) from None
-        raise
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -167,3 +167,29 @@ class Normalized(nn.Module):
 
     def forward(self, x):
         return self.net((x - self.mean) / self.std)
+
+
+def state_shapes(make_model) -> dict[str, tuple[int, ...]]:
+    """The state dict's shapes of ``make_model()``, built on the meta device: no memory is
+    taken, so a spec can be checked against a file before it is built for real."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in make_model().state_dict().items()}
+
+
+def shape_difference(expected: dict, held: dict) -> str | None:
+    """None when two {name: shape} maps agree; else how many tensors each has and the first
+    name that differs."""
+    if held == expected:
+        return None
+    wrong = sorted(set(expected) ^ set(held)) or [k for k in expected if expected[k] != held[k]]
+    return f"{len(held)} tensors where {len(expected)} belong; first difference: {wrong[0]!r}"
+
+
+def state_bytes(model: nn.Module) -> bytes:
+    """torch.save of the state dict, through memory: torch's own file writer aborts the
+    process on a full disk, where a Python write raises (nas.files turns that into a line)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()

@@ -28,7 +28,7 @@ from nas.arch import ArchSpec, SpecError
 from nas.budget import count_params
 from nas.data import Data, load, resolve_data_dir
 from nas.errors import DataError, UsageError, check_int
-from nas.model import build
+from nas.model import build, shape_difference, state_shapes
 from nas.storage import open_storage
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -95,6 +95,12 @@ def inside(file: Path, folder: Path) -> bool:
     return file.resolve().is_relative_to(folder.resolve())
 
 
+def is_own_storage(url: str, study_dir: str | Path) -> bool:
+    """Whether a storage is the study folder's own file (a journal or SQLite file in it)."""
+    file = urls.file_of(url)
+    return file is not None and inside(file, Path(study_dir))
+
+
 def study_storage(study_dir: str | Path, storage: str | None = None) -> dict:
     """The study a folder names and the storage to open it in. A study folder may come from
     someone else, so what its study.json names is used only when it is the folder's own file
@@ -104,7 +110,7 @@ def study_storage(study_dir: str | Path, storage: str | None = None) -> dict:
     if storage is not None:
         return {**meta, "storage": urls.absolute(storage)}
     file = urls.file_of(meta["storage"])
-    if file is None or not inside(file, Path(study_dir)):
+    if not is_own_storage(meta["storage"], study_dir):
         where = ("a database server" if file is None else
                  "a symlink out of the folder" if file.is_symlink() else "a file outside the folder")
         raise UsageError(f"{Path(study_dir) / 'study.json'} names {where} as its storage "
@@ -213,14 +219,10 @@ def load_weights(path: Path, make_model, what: str) -> torch.nn.Module:
                   else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}")
         raise UsageError(f"{path} is not a weights file nas can load ({reason}); nas loads "
                          f"tensors only and never runs code from a file") from None
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in make_model().state_dict().items()}
     held = ({k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
             if isinstance(state, dict) else {})
-    if held != expected:
-        wrong = sorted(set(expected) ^ set(held)) or [k for k in expected if expected[k] != held[k]]
-        raise UsageError(f"{path} does not hold weights for {what}: {len(held)} tensors where "
-                         f"{len(expected)} belong; first difference: {wrong[0]!r}")
+    if difference := shape_difference(state_shapes(make_model), held):
+        raise UsageError(f"{path} does not hold weights for {what}: {difference}")
     model = make_model()
     model.load_state_dict(state)
     return model

@@ -10,7 +10,6 @@ turns them into a TorchScript file.
 
 from __future__ import annotations
 
-import io
 import itertools
 import re
 import time
@@ -21,10 +20,10 @@ from pathlib import Path
 import torch
 
 from nas import files, store
-from nas.count import code_time_limit
 from nas.errors import UsageError
-from nas.model import Normalized, build
+from nas.model import Normalized, build, state_bytes
 from nas.recipe import TrainingRun
+from nas.trusted import run_code
 from nas.evaluate import measure_accuracy
 from nas.trainer import train
 
@@ -47,7 +46,13 @@ class RetrainConfig(TrainingRun):
             raise UsageError(f"--temperature must be > 0, got {self.temperature}")
 
 
-TRIAL_WEIGHTS = re.compile(r"trial-(\d+)(?:-[\w.-]+)?\.pt")
+TRIAL_WEIGHTS = re.compile(r"trial-(\d+)(?:-[\w.-]+)?\.pt")  # weights/trial-N.pt, retrained/trial-N-kd-2.pt
+
+
+def trial_of_weights(path: Path) -> int | None:
+    """The trial number a weights file of a study is named after (trial-12.pt is not trial 1's)."""
+    found = TRIAL_WEIGHTS.fullmatch(path.name)
+    return int(found.group(1)) if found else None
 
 
 def teacher_from_study(path: Path, device: torch.device) -> tuple[torch.nn.Module, str]:
@@ -59,11 +64,11 @@ def teacher_from_study(path: Path, device: torch.device) -> tuple[torch.nn.Modul
     study = store.load_study(study_dir)
     if path.is_dir():
         trial = store.pick_trial(study, None)
-        retrained = sorted(store.retrained_path(study_dir, trial.number).parent.glob(
-            f"trial-{trial.number}*.pt"), key=lambda p: p.stat().st_mtime)
+        retrained = sorted((p for p in store.retrained_path(study_dir, trial.number).parent.glob("*.pt")
+                            if trial_of_weights(p) == trial.number), key=lambda p: p.stat().st_mtime)
         weights = retrained[-1] if retrained else store.weights_path(study_dir, trial.number)
     else:
-        trial, weights = store.pick_trial(study, int(TRIAL_WEIGHTS.fullmatch(path.name).group(1))), path
+        trial, weights = store.pick_trial(study, trial_of_weights(path)), path
     _, net = store.load_trained(study_dir, trial, weights, study)
     info = study.user_attrs["data"]
     return (Normalized(net, info["mean"], info["std"]).to(device).eval(),
@@ -71,23 +76,12 @@ def teacher_from_study(path: Path, device: torch.device) -> tuple[torch.nn.Modul
 
 
 def teacher_from_code(path: Path, data, device: torch.device) -> torch.nn.Module:
-    """--trust-code: any TorchScript classifier, its code run; first in a child process
-    stopped after code_time_limit() seconds (one that never ends fails there), then here."""
-    import subprocess
-    import sys
-
+    """--trust-code: any TorchScript classifier, its code run; first on 4 images in a
+    time-limited child process (one that never ends fails there, nas.trusted), then here."""
     check = ("import sys, torch; m = torch.jit.load(sys.argv[1], map_location='cpu').eval(); "
              "print(tuple(m(torch.rand(4, *map(int, sys.argv[2:]))).shape))")
-    try:
-        proc = subprocess.run([sys.executable, "-c", check, str(path), *map(str, data.info.input_shape)],
-                              capture_output=True, text=True, timeout=code_time_limit())
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"--teacher {str(path)!r}: its code ran for {code_time_limit()} s on 4 images "
-                         f"without finishing and was stopped") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise UsageError(f"--teacher {str(path)!r} is not a TorchScript model that takes "
-                         f"{data.info.name} images: {last[:300]}")
+    run_code(check, [path, *data.info.input_shape], f"--teacher {str(path)!r}", "4 images",
+             failed=f" is not a TorchScript model that takes {data.info.name} images")
     with warnings.catch_warnings():  # TorchScript's deprecation notice
         warnings.simplefilter("ignore", FutureWarning)
         return torch.jit.load(str(path), map_location=device).eval()
@@ -103,7 +97,7 @@ def load_teacher(given: str, data, device: torch.device, trust_code: bool = Fals
 
     path = Path(given)
     if path.is_dir() or (path.is_file() and path.parent.name in ("weights", "retrained")
-                         and TRIAL_WEIGHTS.fullmatch(path.name)):
+                         and trial_of_weights(path) is not None):
         teacher, what = teacher_from_study(path, device)
     elif path.is_file() and sidecar_path(path).is_file() and not trust_code:
         spec, _, net = load_model(path)
@@ -177,10 +171,9 @@ def save_retrained(study_dir: Path, number: int, tag: str, model: torch.nn.Modul
     retrains at once cannot take the same one either."""
     first = store.retrained_path(study_dir, number, tag)
     first.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()  # through memory: torch's own file writer fails badly on a full disk
-    torch.save(model.state_dict(), buffer)
+    data = state_bytes(model)
     for n in itertools.count(1):
         path = first if n == 1 else first.with_name(f"{first.stem}-{n}.pt")
-        if not path.with_suffix(".json").exists() and files.write_new(path, buffer.getvalue()):
+        if not path.with_suffix(".json").exists() and files.write_new(path, data):
             files.write_json(path.with_suffix(".json"), figures)
             return path

@@ -45,15 +45,15 @@ def read_arrays(path: Path):
     """{split: (x NCHW uint8, y int64)} and the class names ("0".."K-1")."""
     found: dict[str, tuple[str, np.ndarray]] = {}  # key -> (where it came from, array)
 
-    def take(where: str, name: str, read, header=None) -> None:
-        """``header``: (a function opening the .npy's bytes, how many bytes it stores)."""
+    def take(where: str, name: str, open_npy, stored: int) -> None:
+        """An .npy's bytes (``open_npy()``, ``stored`` of them): its header checked first."""
         key = Path(name).name.removesuffix(".npy")
         if key in ARRAY_KEYS:
             try:
-                if header is not None:
-                    with header[0]() as f:
-                        check_declared_size(where, f, header[1])
-                found[key] = (where, read())
+                with open_npy() as f:
+                    check_declared_size(where, f, stored)
+                    f.seek(0)
+                    found[key] = (where, np.load(f, allow_pickle=False))
             except UNREADABLE as exc:
                 raise DataError(f"cannot read {where}: {exc}") from None
             except MemoryError:
@@ -61,26 +61,24 @@ def read_arrays(path: Path):
 
     if path.is_dir():
         for file in sorted(path.glob("*.npy")):
-            take(str(file), file.name, lambda f=file: np.load(f, allow_pickle=False),
-                 (lambda f=file: open(f, "rb"), file.stat().st_size))
+            take(str(file), file.name, lambda f=file: open(f, "rb"), file.stat().st_size)
     elif path.suffix == ".npz":
         try:
-            archive = np.load(path, allow_pickle=False)
+            archive = zipfile.ZipFile(path)
         except UNREADABLE as exc:
             raise DataError(f"cannot read {path}: {exc}") from None
-        for key in archive.files:
-            member = f"{key}.npy"
-            size = archive.zip.getinfo(member).file_size
-            take(f"{path}[{key}]", key, lambda k=key: archive[k],
-                 (lambda m=member: archive.zip.open(m), size))
+        with archive:
+            for member in archive.infolist():
+                if member.filename.endswith(".npy"):
+                    take(f"{path}[{member.filename.removesuffix('.npy')}]", member.filename,
+                         lambda m=member: archive.open(m), member.file_size)
     elif path.is_file() and tarfile.is_tarfile(path):
         try:
             with tarfile.open(path) as tar:
                 for member in tar.getmembers():
                     if member.isfile() and member.name.endswith(".npy"):
-                        take(f"{path}[{member.name}]", member.name, lambda m=member: np.load(
-                            io.BytesIO(tar.extractfile(m).read()), allow_pickle=False),
-                             (lambda m=member: tar.extractfile(m), member.size))
+                        take(f"{path}[{member.name}]", member.name,
+                             lambda m=member: io.BytesIO(tar.extractfile(m).read()), member.size)
         except UNREADABLE as exc:
             raise DataError(f"cannot read {path}: {exc}") from None
     elif not path.exists():

@@ -4,7 +4,6 @@ against the budget, build it, train it, report each epoch, prune, store the resu
 from __future__ import annotations
 
 import gc
-import io
 import math
 import os
 import platform
@@ -21,7 +20,7 @@ from nas.budget import check
 from nas.config import OBJECTIVES, QUICK_IMAGES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import Data
 from nas.device import heap_bytes
-from nas.model import build
+from nas.model import build, state_bytes
 from nas.search.recovery import TimeUp, abandon, stop_reason
 from nas.search.study import epochs_done
 from nas.trainer import TooSlow, TrainConfig, train
@@ -128,10 +127,8 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
 
     path = store.weights_path(study_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()  # through memory: torch's own file writer fails badly on a full disk
-    torch.save(model.state_dict(), buffer)
     try:
-        files.write_bytes(path, buffer.getvalue())
+        files.write_bytes(path, state_bytes(model))
     except files.DiskFull as exc:
         trial.set_user_attr("fail_reason", str(exc))
         trial.set_user_attr("disk_full", True)  # optimize() stops the search on it

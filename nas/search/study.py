@@ -70,7 +70,7 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
     """Create the study, or resume it; refuse to mix datasets or objectives in one study."""
     if cfg.storage is None:
         store.make_study_dir(cfg.study_dir)  # the journal file goes in it
-        if not store.inside(Path(cfg.storage_url), cfg.study_dir):  # planted as a symlink
+        if not store.is_own_storage(cfg.storage_url, cfg.study_dir):  # planted as a symlink
             raise UsageError(f"{cfg.storage_url} is a symlink out of the study folder; a search "
                              f"writes its journal only inside it (remove the link, or pass --storage)")
     opened = storage.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
