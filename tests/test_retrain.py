@@ -85,3 +85,12 @@ def test_bad_retrain_inputs_get_one_line(study, run, tmp_path):
     for args, message in cases:
         code, _, err = run("train", study, *args)
         assert code == 2 and message in err and err.count("\n") == 1, (args, err)
+
+
+def test_a_weights_file_names_its_own_trial_only():
+    from pathlib import Path
+
+    from nas.train import trial_of_weights
+
+    assert [trial_of_weights(Path(n)) for n in ("trial-1.pt", "trial-12.pt", "trial-1-kd-2.pt",
+                                                 "trial-12.json", "model.pt")] == [1, 12, 1, None, None]
