@@ -45,7 +45,6 @@ HAND_DESIGNS = {
 @dataclass(kw_only=True)
 class BaselineConfig(TrainingRun):
     name: str
-    epochs: int = 12
     limit_train: int | str | None = store.RECORDED  # --limit-train N >= the split: all images
 
 
@@ -66,24 +65,28 @@ def make(name: str, info) -> tuple[nn.Module, str, int, int]:
     return build(spec), spec.to_string(), count_params(spec), count_macs(spec)
 
 
+def same_run(row: dict) -> tuple:
+    """What a later row replaces an earlier one on: the name and its epochs, or its --time."""
+    timed = row.get("time_limit")
+    return row["name"], None if timed else row["epochs"], timed
+
+
 def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
     _, data, device = cfg.load()
     model, what, params, macs = make(cfg.name, data.info)
     torch.manual_seed(cfg.seed)
     model = model.to(device)
-    log(f"baseline {cfg.name} ({what}, {params:,} params, {macs:,} MACs): {cfg.epochs} epochs "
+    log(f"baseline {cfg.name} ({what}, {params:,} params, {macs:,} MACs): {cfg.length()} "
         f"on {len(data.train_x):,} {data.info.name} images, {device}, augment {cfg.augment}")
     start = time.perf_counter()
-    result = train(model, data, cfg.train_config(),
-                   lambda e, acc: log(f"  epoch {e:>3}/{cfg.epochs}  val_acc {acc:.4f}  "
-                                      f"{time.perf_counter() - start:7.1f}s"))
+    result = train(model, data, cfg.train_config(data),
+                   lambda report, acc: log(cfg.report_line(report, acc, start)))
     row = {"name": cfg.name, "model": what, "params": params, "macs": macs,
            "val_acc": result.val_acc, "test_acc": measure_accuracy(model, data.test_x, data.test_y, data.info),
-           "epochs": cfg.epochs, "train_images": len(data.train_x), "augment": cfg.augment,
+           "epochs": round(result.epochs, 2), "time_limit": cfg.time, "train_images": len(data.train_x), "augment": cfg.augment,
            "train_time": round(result.seconds, 2),
            "device": str(device)}
-    rows = [r for r in store.read_baselines(study_dir)
-            if (r["name"], r["epochs"]) != (cfg.name, cfg.epochs)]
+    rows = [r for r in store.read_baselines(study_dir) if same_run(r) != same_run(row)]
     store.write_baselines(study_dir, rows + [row])
     return row

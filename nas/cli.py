@@ -8,6 +8,7 @@ import argparse
 import errno
 import os
 import sys
+import time
 from pathlib import Path
 
 from nas.errors import UsageError
@@ -29,12 +30,12 @@ def _search_config(args):
     from nas.config import from_settings
 
     given = {k: v for k, v in vars(args).items()
-             if k not in ("func", "command", "debug", "config", "no_progress", "full")}
+             if k not in ("func", "command", "debug", "config", "no_progress", "full", "started")}
     return from_settings(given, getattr(args, "config", None), getattr(args, "full", False))
 
 
 def cmd_search(args) -> int:
-    from nas import pareto, store, urls
+    from nas import final, pareto, store, urls
     from nas.search.recovery import STOP_SIGNALS, sigterm_stops, stop_signal
     from nas.search.run import run_search
 
@@ -43,11 +44,13 @@ def cmd_search(args) -> int:
         print(sized_note, flush=True)
     try:
         with sigterm_stops():
-            result = run_search(cfg, progress=not getattr(args, "no_progress", False))
+            result = run_search(cfg, progress=not getattr(args, "no_progress", False),
+                                started=args.started)
     except KeyboardInterrupt as exc:
         signum = stop_signal(exc)
         print(f"nas: interrupted by {STOP_SIGNALS[signum]}; completed trials are kept in "
-              f"{cfg.study_dir} (re-run the same command to resume)", file=sys.stderr)
+              f"{cfg.study_dir} (re-run the same command to resume"
+              + (", and to finish the final training)" if cfg.time else ")"), file=sys.stderr)
         return 128 + signum  # what a shell reports for a process ended by that signal
     c = result.counts
     total = sum(c.values())
@@ -59,7 +62,10 @@ def cmd_search(args) -> int:
     if result.front:
         print("\nPareto front (params vs validation accuracy; test accuracy of front only):")
         print(pareto.table(result.front))
-        print("\nwritten: " + ", ".join(str(p) for p in result.files))
+        if result.final is not None:
+            print(final.summary(result.final))
+        print("\nwritten: " + ", ".join(str(p) for p in result.files)
+              + (f", {final.final_path(cfg.study_dir, result.final['trial'])}" if result.final else ""))
         storage = ("" if store.is_own_storage(cfg.storage_url, cfg.study_dir)
                    else f" --storage {urls.shown(cfg.storage_url)!r}")
         print(f"next: nas export {cfg.study_dir} --best{storage}")
@@ -67,7 +73,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_pareto(args) -> int:
-    from nas import pareto, store
+    from nas import final, pareto, store
 
     study = store.load_study(args.study_dir, args.storage)
     if not store.completed_trials(study):
@@ -75,6 +81,8 @@ def cmd_pareto(args) -> int:
     data = store.load_study_data(study, args.data_dir)
     front, files = pareto.write_front(study, Path(args.study_dir), data, "cpu")
     print(pareto.table(front))
+    if held := final.record(study):
+        print(final.summary(held))
     if baselines := store.read_baselines(args.study_dir):
         print("\n" + pareto.baseline_table(baselines))
     if data is None:
@@ -84,18 +92,23 @@ def cmd_pareto(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from nas import store
+    from nas import final, store
     from nas.export import FORMATS, export, sidecar_path
 
     if args.best == (args.trial is not None):
         raise UsageError("nas export needs exactly one of --best or --trial N")
     study = store.load_study(args.study_dir, args.storage)
     trial = store.pick_trial(study, args.trial)  # fails early, before loading data
+    weights = None if args.weights == "search" else args.weights
+    if args.best and args.weights is None and (trained := final.done(study, args.study_dir)):
+        trial, weights = trained  # a --time search's delivered model
     out, meta = export(args.study_dir, study, trial, args.out, store.load_study_data(study, args.data_dir),
-                       args.weights, args.format, args.force)
+                       weights, args.format, args.force)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
+    val = (f"val_acc {meta['val_acc']:.4f}" if meta["val_acc"] is not None
+           else f"trained on every training image, search val_acc {meta['search_val_acc']:.4f}")
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
-          f"val_acc {meta['val_acc']:.4f}, test_acc {test}) to {out} and {sidecar_path(out)}")
+          f"{meta['weights_kind']} weights, {val}, test_acc {test}) to {out} and {sidecar_path(out)}")
     runtime = "onnxruntime runs" if args.format == "onnx" else "torch.jit.load reloads"
     print(f"{FORMATS[args.format][1]} check: {runtime} it to the eager model's outputs on "
           f"{meta['checked_on']} (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
@@ -120,7 +133,7 @@ def cmd_train(args) -> int:
     if args.best == (args.trial is not None):
         raise UsageError("nas train needs exactly one of --best or --trial N")
     result = retrain(RetrainConfig.from_args(args, drop=("best",)))
-    print(f"\ntrial {result['trial']} retrained for {result['epochs']} epochs: val_acc "
+    print(f"\ntrial {result['trial']} retrained for {result['epochs']:g} epochs: val_acc "
           f"{result['val_acc']:.4f} (search: {result['search_val_acc']:.4f}), test_acc "
           f"{result['test_acc']:.4f}, {result['params']:,} params, {result['train_time']:.0f}s")
     print(f"weights: {result['weights']} (figures beside it, .json)"
@@ -138,7 +151,7 @@ def cmd_baseline(args) -> int:
     pareto.write_front(study, Path(args.study_dir), store.load_study_data(study, args.data_dir),
                        "cpu")  # re-plot with the new star
     print(f"\n{row['name']}: {row['params']:,} params, val_acc {row['val_acc']:.4f}, test_acc "
-          f"{row['test_acc']:.4f} after {row['epochs']} epochs ({row['train_time']:.0f}s); "
+          f"{row['test_acc']:.4f} after {row['epochs']:g} epochs ({row['train_time']:.0f}s); "
           f"kept in {Path(args.study_dir) / 'baselines.json'} and drawn on pareto.png\n")
     print(pareto.baseline_table(store.read_baselines(args.study_dir)))
     return 0
@@ -179,7 +192,10 @@ def _add_study(p, many: bool = False) -> None:
 
 def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     """The flags nas train and nas baseline share (their defaults live in the configs)."""
-    p.add_argument("--epochs", type=_int, help=f"training epochs (default {epochs})")
+    from nas.config import duration_flag
+    p.add_argument("--epochs", type=_int, help=f"training epochs (default {epochs}); with --time, at most this many")
+    p.add_argument("--time", type=duration_flag, help="train as many epochs as fit in this time from the "
+                   "command's start (data loading included), the LR schedule fitted to them: 10m, 1h30m")
     p.add_argument("--data-dir", help="dataset folder (default: the search's)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--batch-size", type=_int, help="default 128 on CPU, 512 on a GPU")
@@ -214,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="torchscript", help="torchscript (default, .pt) | onnx (.onnx)")
     p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt or .onnx)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
-    p.add_argument("--weights", help="weights to export instead of the search's, e.g. "
-                                     "runs/mnist-50k/retrained/trial-12.pt from nas train")
+    p.add_argument("--weights", help="weights to export: 'search' for the search's (with --best: "
+                   "the default unless a --time search trained a final model), or a file, e.g. "
+                   "runs/mnist-50k/retrained/trial-12.pt from nas train")
     p.add_argument("--force", action="store_true", help="replace a file at the sidecar's path "
                                                         "that nas did not write")
     p.set_defaults(func=cmd_export)
@@ -273,10 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()  # a --time limit counts from here: imports and data loading are in it
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv  # taken anywhere: `nas search ... --debug` too
     try:
         args = build_parser().parse_args([a for a in argv if a != "--debug"])
+        args.started = started
         return args.func(args)
     except UsageError as exc:
         if debug:

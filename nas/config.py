@@ -3,6 +3,7 @@ its checks, the choice lists and the parsers of the flags that are not plain num
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -33,12 +34,12 @@ QUICK_IMAGES = 500
 # Settings that say where things are, not what was searched: not stored in the study.
 LOCAL_SETTINGS = ("data_dir", "storage", "runs_dir")
 # Without a GPU, a search that says nothing about its size (the card's `nas search --space
-# mobilenet --budget 50000`) is sized to end within ten minutes on two cores: the time limit
-# holds it there on any machine, and one epoch per trial under a MAC cap (the costly nets on
-# a CPU are the full-resolution ones) lets ~25 trials finish inside it, enough for TPE to
-# start steering after its 10 random ones. One epoch on all 54,000 images scored better than
-# two on 12,000 (best val 0.980 vs 0.974 in 9 minutes). Measured in the README.
-CPU_SIZED = {"time": 9 * 60, "epochs": 1, "max_macs": 500_000, "trials": 30}
+# mobilenet --budget 50000`) is a --time search of ten minutes in all: search, then the
+# chosen net trained on every image (nas.search.plan), under a MAC cap (the costly nets on
+# a CPU are the full-resolution ones). Measured in benchmarks/README.md.
+CPU_SIZED = {"time": 10 * 60, "max_macs": 500_000}
+# A --time search given no --trials: the time decides how many run.
+TIMED_TRIALS = 100_000
 SIZE_SETTINGS = ("trials", "epochs", "limit_train", "time", "timeout", "max_macs", "min_speed")
 Duration = int  # seconds; a flag or preset may write "10m", "2h", "1h30m", "90s" (duration)
 DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
@@ -77,7 +78,7 @@ class SearchConfig:
     storage: str | None = None  # default: journal file runs/<study>/journal.log
     runs_dir: str = "runs"
     trials: int = 20
-    epochs: int = 3
+    epochs: int | None = 3  # None (only with time): as many as fit in each trial's slice
     pruner: str = "median"  # with a pareto objective: median = size_aware_stop, none = off
     objective: str = "accuracy"
     sampler: str = "tpe"  # tpe (multi-objective TPE with a pareto objective), tpe-grouped or random
@@ -111,6 +112,8 @@ class SearchConfig:
             raise UsageError(f"--pruner hyperband needs --objective accuracy (Optuna cannot prune "
                              f"multi-objective studies); --objective {self.objective} stops trials "
                              f"with its own rule: --pruner median (default) or none")
+        if self.epochs is None and self.time is None:
+            raise UsageError("epochs may be left out (None) only with a --time limit")
         for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
                      "min_speed", "jobs", "image_size", "seed", "timeout", "time"):
             check_int(name, getattr(self, name))
@@ -162,16 +165,28 @@ def from_settings(settings: dict, preset: str | None = None, full: bool = False
     with the note that says so, else None."""
     merged = read_preset(preset) if preset else {}
     merged.update(settings)
-    cfg = _config(merged)
-    if full or set(SIZE_SETTINGS) & merged.keys() or cfg.resolved_device().type != "cpu":
-        return cfg, None
-    sized = _config({**merged, **CPU_SIZED})
-    note = (f"no GPU here: search sized to this CPU, about {duration_text(sized.time)} in all (--time "
-            f"{duration_text(sized.time)} --epochs {sized.epochs} --max-macs {sized.max_macs:,} --trials "
-            f"{sized.trials}).\nfull search ({SearchConfig.trials} trials "
-            f"x {SearchConfig.epochs} epochs on every training image, hours on a CPU): add "
-            f"--full, and --study NAME to keep it apart from this study")
-    return sized, note
+    note = None
+    if not (full or set(SIZE_SETTINGS) & merged.keys()
+            or _config(merged).resolved_device().type != "cpu"):
+        merged.update(CPU_SIZED)
+        note = (f"no GPU here: sized to this CPU, {duration_text(CPU_SIZED['time'])} in all, search "
+                f"then final training (--time {duration_text(CPU_SIZED['time'])} --max-macs "
+                f"{CPU_SIZED['max_macs']:,}).\nfull search ({SearchConfig.trials} trials x "
+                f"{SearchConfig.epochs} epochs on every training image, hours on a CPU, no final "
+                f"training): add --full, and --study NAME to keep it apart from this study")
+    if merged.get("time") is not None:  # the time decides what runs, unless told otherwise
+        merged.setdefault("epochs", None)
+        merged.setdefault("trials", TIMED_TRIALS)
+    return _config(merged), note
+
+
+def duration_flag(text: str) -> int:
+    """duration() as an argparse type: a bad value is one line saying what is valid."""
+    try:
+        return duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad time {text!r}: expected a duration such as 10m, "
+                                         f"2h, 1h30m or 90s") from None
 
 
 def duration_text(seconds: int) -> str:

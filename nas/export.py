@@ -58,8 +58,10 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     runtime = WRITERS[format]  # before any file: a missing onnxruntime is said first
     runtime.check_installed()
     spec, net = store.load_trained(study_dir, trial, weights, study)
-    val_acc = weights_val_acc(Path(weights)) if weights else None
-    val_acc = store.trial_val_acc(trial) if val_acc is None else val_acc
+    kind = weights_kind(study_dir, trial, weights)
+    # A final training trained on the validation split too: it has no validation accuracy.
+    val_acc = weights_val_acc(Path(weights)) if kind == "retrained" else None
+    val_acc = store.trial_val_acc(trial) if val_acc is None and kind != "final" else val_acc
     info = study.user_attrs["data"]
     eager = Normalized(net, info["mean"], info["std"]).eval()
     # Written and checked under temporary names; only a verified pair replaces the user's
@@ -76,7 +78,8 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
                       else "random images")
             with step(f"writing the {label} file and checking it on {images}"):
                 meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
-            meta.update({"model": out.name, "val_acc": val_acc,
+            meta.update({"model": out.name, "val_acc": val_acc, "weights_kind": kind,
+                         "search_val_acc": store.trial_val_acc(trial),
                          "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
             sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
             files.commit(model_tmp, out)
@@ -85,6 +88,17 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         for tmp in (model_tmp, sidecar_tmp):
             tmp.unlink(missing_ok=True)
     return out, meta
+
+
+def weights_kind(study_dir: Path, trial, weights: str | Path | None) -> str:
+    """Which weights an export holds: the search's ("search"), a --time search's final
+    training ("final"), or another file, e.g. nas train's ("retrained")."""
+    from nas.final import final_path
+
+    if weights is None:
+        return "search"
+    final = final_path(study_dir, trial.number)
+    return "final" if final.is_file() and Path(weights).resolve() == final.resolve() else "retrained"
 
 
 def weights_val_acc(weights: Path) -> float | None:

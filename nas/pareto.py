@@ -19,7 +19,7 @@ from nas.errors import UsageError
 from nas.evaluate import measure_accuracy
 from nas.progress import step
 
-FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch")
+FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch", "weights")
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Row:
     val_acc: float
     test_acc: float | None
     arch: str
+    weights: str = "search"  # whose figures these are: the search's trial weights
 
 
 def rows(study: optuna.Study) -> list[Row]:

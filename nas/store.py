@@ -259,7 +259,7 @@ def load_study_data(study: optuna.Study, data_dir=None, limit_train=RECORDED) ->
 
 
 BASELINE_FIELDS = {"name": str, "model": str, "params": int, "macs": int, "val_acc": float,
-                   "test_acc": float, "epochs": int}
+                   "test_acc": float, "epochs": float}  # a --time run may end inside an epoch
 
 
 def read_baselines(study_dir: str | Path) -> list[dict]:

@@ -31,7 +31,7 @@ from nas.trainer import train
 @dataclass(kw_only=True)
 class RetrainConfig(TrainingRun):
     trial: int | None = None  # None: the best trial
-    epochs: int = 30
+    DEFAULT_EPOCHS = 30
     label_smoothing: float = 0.1
     teacher: str | None = None  # a study, a trial's weights, an exported file (see load_teacher)
     trust_code: bool = False  # --teacher may be any TorchScript file, its code run
@@ -134,22 +134,20 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     model = build(spec).to(device)
     log(f"retraining trial {trial.number} ({trial.user_attrs['arch_str']}, "
-        f"{trial.user_attrs['params']:,} params) from scratch: {cfg.epochs} epochs on "
+        f"{trial.user_attrs['params']:,} params) from scratch: {cfg.length()} on "
         f"{len(data.train_x):,} {data.info.name} images, {device}, augment "
         f"{cfg.augment}, label smoothing {cfg.label_smoothing}"
         + (f", distilling from {teacher_what} (T={cfg.temperature}, alpha={cfg.alpha})" if teacher else ""))
     start = time.perf_counter()
 
-    def on_epoch(epoch: int, val_acc: float) -> None:
-        log(f"  epoch {epoch:>3}/{cfg.epochs}  val_acc {val_acc:.4f}  "
-            f"{time.perf_counter() - start:7.1f}s")
-
     result = train(model, data, cfg.train_config(
-        teacher=teacher, kd_temperature=cfg.temperature, kd_alpha=cfg.alpha), on_epoch)
+        data, teacher=teacher, kd_temperature=cfg.temperature, kd_alpha=cfg.alpha),
+                   lambda report, acc: log(cfg.report_line(report, acc, start)))
     test_acc = measure_accuracy(model, data.test_x, data.test_y, data.info)  # fp32, as exported models run
 
     figures = {"trial": trial.number, "arch": trial.user_attrs["arch_str"],
-               "params": trial.user_attrs["params"], "epochs": cfg.epochs,
+               "params": trial.user_attrs["params"], "epochs": round(result.epochs, 2),
+               "time_limit": cfg.time,
                "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.trial_val_acc(trial),
                "history": result.history, "train_time": round(result.seconds, 2),
                "label_smoothing": cfg.label_smoothing, "augment": cfg.augment,

@@ -66,12 +66,20 @@ class TrainConfig:
     # guide to CPU time (issue 14: a 1.2M-MAC net trained 8x slower than a 1.6M-MAC one), so
     # a search that must leave time for a retrain can cap the measured speed instead.
     min_speed: float | None = None
+    # A time budget instead of an epoch count (--time of search, train and baseline): train
+    # until time_limit seconds after the call, the final validation included, with the LR
+    # schedule laid over the time as it passes, so the run ends annealed however fast the
+    # machine turns out to be; epochs is then a cap. time_reports reports fall at even shares
+    # of the time, the last at the end (0: no validation, for a training on every image).
+    time_limit: float | None = None
+    time_reports: int = 4
+    after_images: int = 0  # images the caller scores after a timed run (a test split): time kept for them too
 
 
 @dataclass
 class TrainResult:
-    val_acc: float
-    epochs: int
+    val_acc: float | None  # None: a timed run without validation (time_reports=0)
+    epochs: float  # a timed run may end inside an epoch
     seconds: float
     history: list[float] = field(default_factory=list)  # val accuracy at each report
     batch_size: int = 0
@@ -140,9 +148,13 @@ def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def one_cycle(total_steps: int, warmup: float = 0.25) -> Callable[[int], float]:
-    """LR factor: linear warm-up over the first quarter, then cosine down to zero. Written
-    out because torch's OneCycleLR divides by zero when a run has only a few steps."""
+EPOCH_CAP = 100_000  # a timed run's epochs when none are given: the time decides
+WARMUP_SHARE = 0.25  # of the run: linear LR warm-up, then cosine down to zero
+
+
+def one_cycle(total_steps: int, warmup: float = WARMUP_SHARE) -> Callable[[int], float]:
+    """LR factor of each step: linear warm-up over the first quarter, then cosine down to
+    zero. Written out because torch's OneCycleLR divides by zero when a run has only a few steps."""
     warm = max(1, int(total_steps * warmup))
 
     def factor(step: int) -> float:
@@ -151,6 +163,21 @@ def one_cycle(total_steps: int, warmup: float = 0.25) -> Callable[[int], float]:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
 
     return factor
+
+
+def cycle_at(progress: float, warmup: float = WARMUP_SHARE) -> float:
+    """The same schedule as a share of the run done (0 to 1): a timed run's, whose step
+    count is not known in advance."""
+    if progress < warmup:
+        return max(progress / warmup, 0.01)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup))))
+
+
+# A timed run keeps back, for its final validation, the time that many images take at this
+# fraction of the measured training speed (a forward pass alone runs about three times as
+# fast as forward, backward and update; the margin covers a busy machine).
+EVAL_SPEEDUP = 1.5
+SPEED_STEPS = 10  # steps after the warm-up over which a timed run measures its speed
 
 
 def distillation_loss(logits: torch.Tensor, teacher: nn.Module, images: torch.Tensor,
@@ -264,7 +291,7 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
             if speed < cfg.min_speed:
                 raise TooSlow(f"too slow: {speed:,.0f} images/s < {cfg.min_speed:,.0f}")
         t0 = time.perf_counter()
-        if at_end:
+        if at_end or not cfg.quick_images:
             history.append(validate(model, data, bf16, cfg.bn_images))
         else:
             history.append(validate(model, quick, bf16, min(cfg.bn_images, cfg.quick_images)))
@@ -272,15 +299,31 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
         if on_report is not None:
             on_report(len(history), history[-1])
 
+    timed = cfg.time_limit is not None
+    # A timed run trains until train_until seconds after the start: its time limit less what
+    # its final validation will take, known once its speed is measured.
+    train_until, next_report, steps_done = cfg.time_limit or math.inf, 1, 0
+
+    def measured_speed(since: tuple[float, int], steps: int) -> float:
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        return (steps - since[1]) * batch / max(time.perf_counter() - since[0], 1e-9)
+
     loop_start = time.perf_counter()
-    speed_mark = (loop_start, 0)  # (time, steps done) where the --min-speed clock starts
+    speed_mark = (loop_start, 0)  # (time, steps done) where the speed clocks start
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
         loss_sum.zero_()
         for s in range(steps_per_epoch):
             k = epoch * steps_per_epoch + s
-            set_lr(peak_lr * lr_factor(k))
+            if timed:
+                elapsed = time.perf_counter() - start
+                if k and elapsed >= train_until:
+                    break
+                set_lr(peak_lr * cycle_at(max(k / total_steps, elapsed / train_until)))
+            else:
+                set_lr(peak_lr * lr_factor(k))
             idx.copy_(order[s * batch:(s + 1) * batch])
             if graph is not None:
                 graph.replay()
@@ -300,12 +343,34 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
                 torch.cuda.current_stream().wait_stream(side)
             else:
                 step()
-            if cfg.min_speed and k + 1 == WARMUP_STEPS:
+            steps_done = k + 1
+            if (cfg.min_speed or timed) and steps_done == WARMUP_STEPS:
                 if on_cuda:
                     torch.cuda.synchronize(device)
-                speed_mark = (time.perf_counter(), k + 1)
-            if s + 1 in reports:
-                report(epoch, k + 1, at_end=s + 1 == steps_per_epoch)
+                speed_mark = (time.perf_counter(), steps_done)
+            if timed and steps_done == WARMUP_STEPS + SPEED_STEPS:
+                final_images = cfg.after_images + (len(data.val_x) + min(cfg.bn_images, n)
+                                                   if cfg.time_reports else 0)
+                reserve = final_images / (EVAL_SPEEDUP * measured_speed(speed_mark, steps_done))
+                train_until = cfg.time_limit - reserve
+            if not timed:
+                if s + 1 in reports:
+                    report(epoch, steps_done, at_end=s + 1 == steps_per_epoch)
+            elif next_report < cfg.time_reports and max(
+                    steps_done / total_steps, (time.perf_counter() - start) / train_until
+            ) >= next_report / cfg.time_reports:  # time or the epoch cap, whichever is further
+                next_report += 1
+                report(epoch, steps_done, at_end=False)
+        else:
+            continue
+        break  # a timed run's time is up
+    if timed:
+        if cfg.time_reports:
+            report(epoch, steps_done, at_end=True)
+        elif not torch.isfinite(loss_sum):
+            raise Diverged(f"training loss became {loss_sum.item()} in epoch {epoch + 1}")
     del graph  # frees the graph's private memory pool with it
-    return TrainResult(history[-1], cfg.epochs, time.perf_counter() - start, history, batch,
-                       peak_lr, bf16, want_graph, fallback, capture_seconds, eval_seconds)
+    return TrainResult(history[-1] if history else None,
+                       steps_done / steps_per_epoch if timed else cfg.epochs,
+                       time.perf_counter() - start, history, batch, peak_lr, bf16, want_graph,
+                       fallback, capture_seconds, eval_seconds)

@@ -1,8 +1,10 @@
-"""Without a GPU the card's command, `nas search --space mobilenet --budget 50000`, is sized
-to end within ten minutes and says so first; any size flag, or --full, is taken as given.
+"""Without a GPU the card's command, `nas search --space mobilenet --budget 50000`, is a
+--time search of ten minutes, final training included, and says its plan first; any size
+flag, or --full, is taken as given.
 (The ten minutes and the accuracy it reaches are measured by benchmarks/card_command.sh.)"""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,14 +27,19 @@ def test_the_cards_command_on_a_cpu_says_how_it_was_sized_and_runs_that_size(tmp
         lines.append(line.rstrip("\n"))
     proc.send_signal(signal.SIGTERM)  # enough seen: stop it as a user would
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
-    assert lines[0] == ("no GPU here: search sized to this CPU, about 9m in all (--time 9m "
-                        "--epochs 1 --max-macs 500,000 --trials 30).")
+    assert lines[0] == ("no GPU here: sized to this CPU, 10m in all, search then final training "
+                        "(--time 10m --max-macs 500,000).")
     assert lines[1] == ("full search (20 trials x 3 epochs on every training image, hours on a "
-                        "CPU): add --full, and --study NAME to keep it apart from this study")
+                        "CPU, no final training): add --full, and --study NAME to keep it apart "
+                        "from this study")
+    plan = next(line for line in lines if line.startswith("plan: "))
+    assert re.fullmatch(r"plan: search until \d\d:\d\d:\d\d \(each trial 25s\), then train the "
+                        r"best net on all 60,000 training images until \d\d:\d\d:\d\d, into "
+                        r"runs/mnist-50k/final/ \(nas export --best writes it\)", plan), plan
     assert lines[-1] == ("searching 'mobilenet' on mnist (54,000 train / 6,000 val images) under "
-                         "50,000 params: 30 trials x 1 epoch on cpu")
+                         "50,000 params: trials of 25s each on cpu")
     stored = store.load_study(tmp_path / "runs" / "mnist-50k").user_attrs["config"]
-    assert (stored["time"], stored["max_macs"], stored["epochs"]) == (540, 500_000, 1)
+    assert (stored["time"], stored["max_macs"], stored["epochs"]) == (600, 500_000, None)
 
 
 @pytest.mark.parametrize("given, full", [({"epochs": 5}, False), ({"trials": 3}, False),
@@ -40,7 +47,10 @@ def test_the_cards_command_on_a_cpu_says_how_it_was_sized_and_runs_that_size(tmp
 def test_a_size_flag_or_full_is_taken_as_given(given, full):
     cfg, note = config.from_settings({"device": "cpu", **given}, full=full)
     assert note is None and cfg.max_macs is None
-    assert (cfg.epochs, cfg.trials) == (given.get("epochs", 3), given.get("trials", 20))
+    if "time" in given:  # the time decides how many trials, and each trial's epochs
+        assert (cfg.epochs, cfg.trials) == (None, config.TIMED_TRIALS)
+    else:
+        assert (cfg.epochs, cfg.trials) == (given.get("epochs", 3), given.get("trials", 20))
 
 
 def test_a_preset_that_sizes_the_search_is_taken_as_given(tmp_path):

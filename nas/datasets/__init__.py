@@ -36,13 +36,17 @@ class Format:
     read: Callable
     augment: str = "none"  # training augmentation that suits it (digits must not be mirrored)
     needs_path: bool = False  # only NAME:PATH makes sense
+    # For a long training (the final one of a --time search), when it differs from augment:
+    # long runs of digits gain from small warps, of clothes from flips and shifts.
+    long_augment: str | None = None
 
 
 FORMATS = {
     "mnist": Format(partial(idx.read, name="mnist", folder="MNIST", torchvision_cls="MNIST",
-                            classes=DIGITS)),
+                            classes=DIGITS), long_augment="affine"),
     "fashion-mnist": Format(partial(idx.read, name="fashion-mnist", folder="FashionMNIST",
-                                    torchvision_cls="FashionMNIST", classes=FASHION)),
+                                    torchvision_cls="FashionMNIST", classes=FASHION),
+                            long_augment="flip-crop"),
     "cifar10": Format(partial(torchvision_sets.read, name="cifar10", cls="CIFAR10",
                               folder="cifar-10-batches-py", train_args={"train": True},
                               test_args={"train": False}), "flip-crop"),
@@ -66,6 +70,12 @@ def split_name(name: str) -> tuple[str, str | None]:
     """'arrays:some/path' -> ('arrays', 'some/path'); 'mnist' -> ('mnist', None)."""
     kind, sep, path = name.partition(":")
     return kind, (path if sep else None)
+
+
+def long_augment(name: str) -> str:
+    """The augmentation of a long training on dataset ``name``."""
+    form = FORMATS[split_name(name)[0]]
+    return form.long_augment or form.augment
 
 
 def check_name(name: str) -> None:

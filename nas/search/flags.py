@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.config import PRUNERS, SAMPLERS, duration
+from nas.config import PRUNERS, SAMPLERS, duration_flag
 from nas.datasets import dataset_names
 from nas.errors import integer
 from search_spaces import space_names
@@ -52,7 +52,7 @@ def add_search_parser(sub, func) -> None:
     g.add_argument("--sampler", help=f"{' | '.join(SAMPLERS)} (default tpe)")
     g.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
     g.add_argument("--timeout", type=integer, help="seconds: start no trial after this long")
-    g.add_argument("--time", type=duration, help="end the whole search by then: 10m, 2h, 1h30m")
+    g.add_argument("--time", type=duration_flag, help="end the whole search by then: 10m, 2h, 1h30m")
     g.add_argument("--full", action="store_true", help="full size (20 trials x 3 epochs on every "
                    "image) without a GPU too; there, a search given no size runs about 10 minutes")
 

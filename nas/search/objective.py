@@ -21,9 +21,10 @@ from nas.config import OBJECTIVES, QUICK_IMAGES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import Data
 from nas.device import heap_bytes
 from nas.model import build, state_bytes
+from nas.search.plan import TRIAL_REPORTS, trial_seconds
 from nas.search.recovery import TimeUp, abandon, stop_reason
 from nas.search.study import epochs_done
-from nas.trainer import TooSlow, TrainConfig, train
+from nas.trainer import EPOCH_CAP, TooSlow, TrainConfig, train
 
 TrialState = optuna.trial.TrialState
 
@@ -83,7 +84,7 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
     build_seconds = time.perf_counter() - t0
 
     history: list[float] = []
-    last = cfg.epochs * REPORTS_PER_EPOCH
+    last = TRIAL_REPORTS if cfg.time else cfg.epochs * REPORTS_PER_EPOCH
 
     def on_report(step: int, val_acc: float) -> None:
         if deadline is not None and time.time() > deadline:
@@ -104,7 +105,10 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
                 raise optuna.TrialPruned(reason)
 
     trial.set_user_attr("device", str(device))
-    trial.set_user_attr("reports_per_epoch", REPORTS_PER_EPOCH)
+    if cfg.time:
+        trial.set_user_attr("time_slice", round(trial_seconds(cfg.time), 2))
+    else:
+        trial.set_user_attr("reports_per_epoch", REPORTS_PER_EPOCH)
     reason = None
     try:
         result = train(model.to(device), data, trial_train_config(cfg, trial.number), on_report)
@@ -137,6 +141,7 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
                        "build_time": round(build_seconds, 4),
                        "capture_time": round(result.capture_seconds, 4),
                        "eval_time": round(result.eval_seconds, 4),
+                       "epochs": round(result.epochs, 3),
                        "batch_size": result.batch_size, "lr": result.lr, "bf16": result.bf16,
                        "cuda_graph": result.cuda_graph}.items():
         trial.set_user_attr(key, value)
@@ -147,11 +152,14 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
 
 
 def trial_train_config(cfg: SearchConfig, number: int) -> TrainConfig:
-    """How trial ``number`` of a search trains (benchmarks/fidelity.py scores nets the same way)."""
-    return TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, seed=cfg.seed + number,
+    """How trial ``number`` of a search trains (benchmarks/fidelity.py scores nets the same
+    way): its epochs, or under --time its slice of the time (its epochs then a cap)."""
+    timed = {} if cfg.time is None else {"time_limit": trial_seconds(cfg.time),
+                                         "time_reports": TRIAL_REPORTS}
+    return TrainConfig(cfg.epochs or EPOCH_CAP, cfg.batch_size, cfg.lr, seed=cfg.seed + number,
                        precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,
                        augment=cfg.augment, reports_per_epoch=REPORTS_PER_EPOCH,
-                       quick_images=QUICK_IMAGES, min_speed=cfg.min_speed)
+                       quick_images=QUICK_IMAGES, min_speed=cfg.min_speed, **timed)
 
 
 def failure_reason(exc: BaseException) -> str:

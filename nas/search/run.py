@@ -1,5 +1,6 @@
 """Running a search: check the budget admits a model, open the study, run the trials in
-this process or in --jobs workers, and always write the front of what completed."""
+this process or in --jobs workers, and always write the front of what completed; under
+--time, then train the chosen net until the time is up (nas.search.plan, nas.final)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import optuna
 import torch
 
 import search_spaces
-from nas import pareto, storage, store, urls
+from nas import datasets, final, pareto, storage, store, urls
 from nas.budget import check
 from nas.config import SearchConfig
 from nas.data import Data, load
 from nas.device import memory_limit, on_device
 from nas.errors import UsageError
 from nas.search.objective import make_objective
+from nas.search.plan import Plan, trial_seconds
 from nas.search.recovery import (STOP_SIGNALS, TimeUp, die_with_parent, ignore_stop_signals,
                                  recover_interrupted, stop_signal, stop_signals_deferred)
 from nas.search.study import (clock, count_states, finished, make_pruner, make_sampler,
@@ -37,14 +39,14 @@ class SearchResult:
     front: list
     files: list
     seconds: float
+    final: dict | None = None  # a --time search's final training (nas.final.record), when it ran
 
 
 def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
-               progress: bool = True) -> SearchResult:
+               progress: bool = True, started: float | None = None) -> SearchResult:
+    """``started``: time.time() when the command started, which --time counts from (default now)."""
     start = time.perf_counter()
-    # --time counts from the start, data loading included; a wall-clock time, so --jobs
-    # workers (other processes) share it.
-    deadline = time.time() + cfg.time if cfg.time else None
+    started = time.time() if started is None else started
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
     configure_logging()
     device = cfg.resolved_device()
@@ -56,23 +58,43 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     log(f"dashboard: optuna-dashboard {urls.shown(cfg.storage_url)}")
 
     recover_interrupted(study, log)
+    held = final.record(study) if cfg.time else None
+    # --time: wall-clock times, so --jobs workers (other processes) keep to them too. A
+    # trial is started only with its whole slice left before the search's end, and stopped
+    # if it runs on past it (by more than half a slice: it has its own time limit).
+    plan = Plan(started, cfg.time, search=held is None or held["state"] == "done") if cfg.time else None
+    if plan is not None:
+        start_until = plan.start_trials_until()
+        deadline = plan.search_end + trial_seconds(cfg.time) / 2
+        if held is None or held["state"] != "done":
+            log(plan.describe(len(data.train_x) + len(data.val_x), f"{cfg.study_dir}/final/"))
+    else:
+        start_until = deadline = None
     done = finished(study, cfg.space)
     remaining = cfg.trials - done
     try:
-        if remaining <= 0:
+        if held is not None and held["state"] == "done":
+            log(f"study {cfg.study_name!r} already holds its search and final training (trial "
+                f"{held['trial']}, test_acc {held['test_acc']:.4f}): nothing to run; nas export "
+                f"{cfg.study_dir} --best writes it; to search again, pass --study NAME")
+        elif plan is not None and not plan.search:
+            log(f"the last run stopped during the final training of trial {held['trial']}: "
+                f"training it again, with all of this run's --time")
+        elif remaining <= 0:
             log(f"study already has {done} finished {cfg.space!r} trials (--trials {cfg.trials}); "
                 f"nothing to run; raise --trials to search more")
         else:
             if done:
                 log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
+            each = (f"trials of {trial_seconds(cfg.time):.0f}s each" if cfg.time else
+                    f"{remaining} trials x {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}")
             log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
-                f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {remaining} "
-                f"trials x {cfg.epochs} epoch{'s' * (cfg.epochs != 1)} on "
+                f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {each} on "
                 + (", ".join(f"cuda:{g}" for g in cfg.gpus) if cfg.gpus and cfg.jobs > 1 else str(device))
                 + workers_note(cfg.jobs, remaining, device))
             if cfg.jobs > 1:
                 try:
-                    run_workers(cfg, remaining, len(study.trials), deadline)
+                    run_workers(cfg, remaining, len(study.trials), deadline, start_until)
                 except KeyboardInterrupt as exc:
                     # joblib has stopped the workers: mark their trials now, not next run.
                     recover_interrupted(study, log, STOP_SIGNALS[stop_signal(exc)]
@@ -84,7 +106,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                 data = on_device(data, device)
                 with memory_limit(cfg.memory_limit, device):
                     optimize(study, make_objective(cfg, data, device, cfg.study_dir, deadline),
-                             remaining, cfg, log, progress, deadline=deadline)
+                             remaining, cfg, log, progress, start_until=start_until)
     finally:
         # Also after Ctrl-C (Optuna has marked the running trial failed): the counts and
         # the front come from whatever completed.
@@ -92,7 +114,17 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
             counts = count_states(study)
             study.set_user_attr("trial_counts", counts)
             front, files = pareto.write_front(study, cfg.study_dir, data, device)
-    return SearchResult(study, cfg.study_dir, counts, front, files, time.perf_counter() - start)
+    trained = held if held is not None and held["state"] == "done" else None
+    if plan is not None and trained is None:
+        if store.completed_trials(study):
+            trained = final.train_final(study, cfg.study_dir, on_device(data, device), device,
+                                        cfg.augment or datasets.long_augment(cfg.dataset),
+                                        plan.end, log)
+        else:
+            log("no trial completed in the search's share of --time: no net to train; give "
+                "more time, or a smaller search (--max-macs, --budget)")
+    return SearchResult(study, cfg.study_dir, counts, front, files, time.perf_counter() - start,
+                        trained)
 
 
 def workers_note(jobs: int, remaining: int, device: torch.device) -> str:
@@ -146,7 +178,7 @@ def clip_conv_layers(cfg: SearchConfig, data: Data, log: Callable[[str], None]) 
 
 
 def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int,
-                deadline: float | None = None) -> None:
+                deadline: float | None = None, start_until: float | None = None) -> None:
     """``cfg.jobs`` processes on one study; the storage keeps them apart. The trials are
     split exactly, so the study gets ``n_trials`` more, none run twice."""
     from joblib import Parallel, delayed
@@ -157,12 +189,12 @@ def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int,
     # about semaphores of theirs that it cleans up anyway.
     os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     Parallel(n_jobs=cfg.jobs, backend="loky")(
-        delayed(worker)(cfg, i, share, trials_before, threads, deadline)
+        delayed(worker)(cfg, i, share, trials_before, threads, deadline, start_until)
         for i, share in enumerate(shares) if share)
 
 
 def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, threads: int,
-           deadline: float | None = None) -> None:
+           deadline: float | None = None, start_until: float | None = None) -> None:
     """One --jobs worker process: its own data on its device, its own sampler seed."""
     ignore_stop_signals()
     die_with_parent()
@@ -179,7 +211,7 @@ def worker(cfg: SearchConfig, index: int, n_trials: int, trials_before: int, thr
     with memory_limit(cfg.memory_limit, device):
         optimize(study, make_objective(cfg, data, device, cfg.study_dir, deadline), n_trials, cfg,
                  lambda line: print(line, flush=True), progress=False, label=f"w{index} ",
-                 deadline=deadline)
+                 start_until=start_until)
 
 
 def configure_logging() -> None:
@@ -193,13 +225,13 @@ def configure_logging() -> None:
 
 
 def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label="",
-             deadline: float | None = None) -> None:
+             start_until: float | None = None) -> None:
     """Run up to ``n_trials``, and stop once the study holds --trials finished trials of
     this space, also when other processes or machines (--storage URL) fill it too. One line
     per finished trial with progress and ETA, plus a live bar when stderr is a terminal."""
     from tqdm import tqdm
 
-    bar = tqdm(total=n_trials, unit="trial", file=sys.stderr, dynamic_ncols=True,
+    bar = tqdm(total=None if cfg.time else n_trials, unit="trial", file=sys.stderr, dynamic_ncols=True,
                disable=not (progress and sys.stderr.isatty()))
     start, ran, full_disk = time.perf_counter(), 0, []
 
@@ -207,8 +239,12 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
         nonlocal ran
         ran += 1
         elapsed = time.perf_counter() - start
-        eta = elapsed / ran * (n_trials - ran)
-        line = f"[{label}{ran}/{n_trials} eta {clock(eta)}] {trial_line(t)}"
+        if cfg.time and start_until is not None:  # the time, not a count, ends a --time search
+            left = start_until + trial_seconds(cfg.time) - time.time()
+            line = f"[{label}{ran} done, search ends in {clock(max(0.0, left))}] {trial_line(t)}"
+        else:
+            eta = elapsed / ran * (n_trials - ran)
+            line = f"[{label}{ran}/{n_trials} eta {clock(eta)}] {trial_line(t)}"
         if bar.disable:
             log(line)
         else:
@@ -221,8 +257,8 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
             study.stop()  # every later trial would fail the same way
 
     timeout = cfg.timeout
-    if deadline is not None:  # start no trial after it either
-        timeout = max(0.0, min(timeout or math.inf, deadline - time.time()))
+    if start_until is not None:  # time.time() after which no trial starts
+        timeout = max(0.0, min(timeout or math.inf, start_until - time.time()))
     try:
         study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[report],
                        catch=(Exception,))  # a failing trial never ends the search

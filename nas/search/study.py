@@ -16,6 +16,7 @@ from nas import storage, store
 from nas.config import LOCAL_SETTINGS, METRICS, OBJECTIVES, REPORTS_PER_EPOCH, SearchConfig
 from nas.data import DataInfo, resolve_data_dir
 from nas.errors import UsageError
+from nas.search.plan import TRIAL_REPORTS
 
 TrialState = optuna.trial.TrialState
 
@@ -26,8 +27,8 @@ def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
     if cfg.pruner == "median":  # from the second report on: half an epoch in
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if cfg.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1,
-                                              max_resource=cfg.epochs * REPORTS_PER_EPOCH)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=TRIAL_REPORTS if cfg.time else cfg.epochs * REPORTS_PER_EPOCH)
     return optuna.pruners.NopPruner()
 
 
@@ -153,8 +154,9 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
     elif "too_slow" in attrs:
         state = f"TOO SLOW ({attrs['too_slow'].removeprefix('too slow: ')})"
     elif t.state == TrialState.PRUNED:
-        epochs = epochs_done(len(history), attrs.get("reports_per_epoch", 1))
-        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} at {epochs} epochs"
+        at = (f"{len(history)}/{TRIAL_REPORTS} of its {attrs['time_slice']:g}s" if "time_slice" in attrs
+              else f"{epochs_done(len(history), attrs.get('reports_per_epoch', 1))} epochs")
+        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} at {at}"
     else:
         state = t.state.name
     return (f"trial {t.number:>3}  {attrs.get('space', '?'):<9} {attrs.get('params', 0):>8,} params"

@@ -1,0 +1,54 @@
+"""How a --time search spends its time: the search first, every trial given the same slice
+of it (so a trial's score is what that net learns in that many seconds on this machine,
+and a net too slow for the machine scores low instead of running over), then the final
+training of the chosen net (nas.final) until the end. The time counts from the command's
+start: imports and data loading are in it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+# The search's share of --time; the rest trains the chosen net on every training image.
+SEARCH_SHARE = 0.5
+# Trial slices the search's share is cut into. Pruned trials hand back the rest of theirs,
+# so more trials than this run: enough for TPE's random start-up draws and some guided ones.
+SLICES = 12
+TRIAL_REPORTS = 4  # validations per slice, at its quarters: where the pruner may stop a trial
+# Kept back at the end for what follows the final training: the figures, the study's
+# record of them, the summary, the process's exit.
+END_MARGIN, END_MARGIN_SHARE = 2.0, 0.01
+
+
+def trial_seconds(total: float) -> float:
+    """Each trial's slice of a --time ``total``."""
+    return total * SEARCH_SHARE / SLICES
+
+
+@dataclass(frozen=True)
+class Plan:
+    started: float  # time.time() at the command's start
+    total: float  # --time, in seconds
+    search: bool = True  # False: the search was done by an earlier run; all of it trains
+
+    @property
+    def search_end(self) -> float:
+        return self.started + (self.total * SEARCH_SHARE if self.search else 0.0)
+
+    @property
+    def end(self) -> float:
+        """When the final training's figures must be in."""
+        return self.started + self.total - max(END_MARGIN, END_MARGIN_SHARE * self.total)
+
+    def start_trials_until(self) -> float:
+        """No trial starts after this: each gets its whole slice before the search's end."""
+        return self.search_end - trial_seconds(self.total)
+
+    def describe(self, images: int, final_weights: str) -> str:
+        def at(t: float) -> str:
+            return time.strftime("%H:%M:%S", time.localtime(t))
+
+        search = (f"search until {at(self.search_end)} (each trial {trial_seconds(self.total):.0f}s), "
+                  if self.search else "search done by an earlier run; ")
+        return (f"plan: {search}then train the best net on all {images:,} training images "
+                f"until {at(self.end)}, into {final_weights} (nas export --best writes it)")

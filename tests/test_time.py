@@ -1,0 +1,151 @@
+"""--time: a search spends it on the delivered model (the search, then the chosen net
+trained on every training image until the end), and nas train / nas baseline fit their
+epochs to it. Real CLI processes on real (synthetic) data, real signals and kills."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import copy_study, writable_study
+from nas import final, store
+from nas.arch import ArchSpec
+from nas.data import load
+from nas.model import build
+from nas.trainer import EPOCH_CAP, TrainConfig, cycle_at, train
+
+SPEC = "c16k3-dw32k3s2-dw32k3s2-gap"
+
+
+def _net(data):
+    torch.manual_seed(0)
+    return build(ArchSpec.from_string(SPEC, *data.info.input_shape, data.info.num_classes))
+
+
+def test_a_timed_training_runs_as_many_epochs_as_fit_and_stops_by_its_limit():
+    data = load("synthetic")
+    timed = train(_net(data), data, TrainConfig(EPOCH_CAP, lr=2e-2, batch_size=64,
+                                                time_limit=4, time_reports=4))
+    assert len(timed.history) == 4 and timed.val_acc == timed.history[-1]
+    assert timed.seconds <= 4 and 0 < timed.epochs < EPOCH_CAP
+    # An epoch cap that binds first ends the run at the cap, annealed (the schedule follows
+    # whichever of time and steps is further along).
+    capped = train(_net(data), data, TrainConfig(2, lr=2e-2, batch_size=64, time_limit=600,
+                                                 time_reports=2))
+    assert capped.epochs == 2 and len(capped.history) == 2
+    # No validation at all: a final training on every image has none to score.
+    blind = train(_net(data), data, TrainConfig(EPOCH_CAP, batch_size=64, time_limit=2,
+                                                time_reports=0))
+    assert blind.val_acc is None and blind.history == [] and blind.epochs > 0
+    assert cycle_at(0.0) < 0.05 and cycle_at(0.25) == 1.0 and cycle_at(1.0) == 0.0
+    assert all(cycle_at(p / 100) >= cycle_at((p + 1) / 100) for p in range(25, 100))
+
+
+def test_nas_train_and_baseline_fit_their_epochs_to_a_time(tmp_path, run, searched_synthetic):
+    study_dir = copy_study(searched_synthetic("mobilenet", 2, 1)[0], tmp_path / "syn")
+    code, out, err = run("train", study_dir, "--best", "--time", "20s")
+    assert code == 0, err
+    assert "as many epochs as fit in --time 20s" in out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("  report ")] == \
+        [f"{k}/5" for k in range(1, 6)]
+    figures = json.loads(next((study_dir / "retrained").glob("trial-*.json")).read_text())
+    assert figures["time_limit"] == 20 and 0 < figures["epochs"] and figures["train_time"] < 20
+
+    for _ in range(2):  # the same --time again replaces its row; a counted run is another row
+        code, out, err = run("baseline", "mnist-gap-8k", study_dir, "--time", "10s")
+        assert code == 0, err
+    code, _, err = run("baseline", "mnist-gap-8k", study_dir, "--epochs", "1")
+    assert code == 0, err
+    rows = store.read_baselines(study_dir)
+    assert [(r["name"], r["time_limit"]) for r in rows] == [("mnist-gap-8k", 10), ("mnist-gap-8k", None)]
+    assert rows[1]["epochs"] == 1 and 0 < rows[0]["epochs"]
+
+    code, _, err = run("train", study_dir, "--best", "--time", "0m")
+    assert code == 2 and "bad time '0m'" in err
+
+
+def _search(runs, seconds: int) -> list[str]:
+    return [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--budget", "20000",
+            "--time", f"{seconds}s", "--runs-dir", str(runs), "--study", "timed", "--no-progress"]
+
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def timed_search(tmp_path_factory):
+    """One real 30-second --time search: (its runs folder, the finished process, its wall time)."""
+    runs = tmp_path_factory.mktemp("timed") / "runs"
+    started = time.time()
+    proc = subprocess.run(_search(runs, 30), capture_output=True, text=True, env=ENV)
+    return runs, proc, time.time() - started
+
+
+def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_search, run):
+    runs, proc, took = timed_search
+    assert proc.returncode == 0, proc.stderr
+    assert took <= 30, proc.stdout  # the whole command, imports and data loading included
+    study_dir = runs / "timed"
+    study = store.load_study(study_dir)
+    held = final.record(study)
+    assert held["state"] == "done" and held["train_images"] == 1500  # train + validation split
+    assert held["trial"] == store.pick_trial(study, None).number  # the search's best
+    assert final.summary(held) in proc.stdout
+    assert "next: nas export" in proc.stdout
+
+    code, out, err = run("export", study_dir, "--best")
+    assert code == 0, err
+    sidecar = json.loads((study_dir / f"model-trial-{held['trial']}-final.json").read_text())
+    assert sidecar["weights_kind"] == "final" and sidecar["val_acc"] is None
+    assert sidecar["weights"] == str(final.final_path(study_dir, held["trial"]).resolve())
+    assert abs(sidecar["test_acc"] - held["test_acc"]) <= 1 / 150  # the same weights, as saved
+    code, out, err = run("export", study_dir, "--best", "--weights", "search")
+    assert code == 0, err
+    sidecar = json.loads((study_dir / f"model-trial{held['trial']}.json").read_text())
+    assert sidecar["weights_kind"] == "search" and sidecar["val_acc"] == held["search_val_acc"]
+    code, out, err = run("pareto", study_dir)
+    assert code == 0 and final.summary(held) in out, err
+
+    trials = len(study.trials)  # the same command again: done, nothing runs
+    again = subprocess.run(_search(runs, 30), capture_output=True, text=True, env=ENV)
+    assert again.returncode == 0 and "nothing to run" in again.stdout, again.stderr
+    assert len(store.load_study(study_dir).trials) == trials
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stop_during_the_final_training_loses_nothing_and_the_same_command_finishes_it(tmp_path, stop):
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(_search(runs, 24), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    while not (line := proc.stdout.readline()).startswith("final training:"):
+        assert line, proc.stderr.read()
+    proc.send_signal(stop)
+    code = proc.wait(timeout=60)
+    assert code == (128 + stop if stop == signal.SIGTERM else -stop)
+    study = store.load_study(runs / "timed")
+    held = final.record(study)
+    assert held["state"] == "training"
+    completed = [t.number for t in store.completed_trials(study)]
+    assert completed and held["trial"] in completed
+
+    resumed = subprocess.run(_search(runs, 12), capture_output=True, text=True, env=ENV)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"stopped during the final training of trial {held['trial']}" in resumed.stdout
+    study = store.load_study(runs / "timed")
+    assert [t.number for t in store.completed_trials(study)] == completed  # no trial lost, none added
+    again = final.record(study)
+    assert again["state"] == "done" and again["trial"] == held["trial"]
+    assert again["train_time"] < 12  # this run's --time, not the first one's
+    assert final.final_path(runs / "timed", held["trial"]).is_file()
+
+
+def test_a_planted_final_record_is_refused_in_one_line(tmp_path, run, timed_search):
+    study_dir = copy_study(timed_search[0] / "timed", tmp_path / "timed")
+    writable_study(study_dir).set_user_attr("final", {"state": "done", "trial": "../../etc"})
+    code, out, err = run("export", study_dir, "--best")
+    assert code == 2 and "'final' record" in err and "edited or damaged" in err
