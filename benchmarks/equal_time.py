@@ -7,7 +7,8 @@ accuracy of each delivered model (the search's: the file `nas export --best` wri
         --json benchmarks/results/equal-time-cpu-DATE.json      (idle cores: it is a timing)
 
 --card runs the 10-minute rows as the card's command runs on a CPU: no size flag at all
-(the CPU-sized default, which is --time 10m and a MAC cap), instead of --time 10m.
+(the CPU-sized default, which is --time 10m), instead of --time 10m. --baselines ""
+runs the search alone.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def one_row(args, dataset: str, seconds: int, runs: Path, logs: Path) -> dict:
     print(f"{dataset} {seconds}s search: {wall:.0f}s wall, test {sidecar['test_acc']:.4f} "
           f"({sidecar['params']:,} params, {sidecar['weights_kind']} weights)", flush=True)
     row["baselines"] = []
-    for name in args.baselines.split(","):
+    for name in filter(None, args.baselines.split(",")):
         cmd = [*nas, "baseline", name, str(study_dir), "--time", str(seconds), *args.baseline_args.split()]
         wall, _ = timed(cmd, logs / f"{study}-{name}.log")
         got = next(r for r in json.loads((study_dir / "baselines.json").read_text())
@@ -93,16 +94,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="equal-time-"))
     logs = Path(args.json).with_suffix("") if args.json else work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    rows = [one_row(args, d, duration(t), work / "runs", logs)
-            for d in args.datasets.split(",") for t in args.times.split(",")]
     figures = {"what": "equal time: nas search --time T against hand designs trained --time T",
                "script": "benchmarks/equal_time.py " + " ".join(sys.argv[1:]),
                "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
                           f"threads, torch {torch.__version__}, optuna {optuna.__version__}, "
                           f"python {platform.python_version()}",
-               "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+               "date": time.strftime("%Y-%m-%d"), "rows": []}
+    for dataset in args.datasets.split(","):
+        for t in args.times.split(","):
+            figures["rows"].append(one_row(args, dataset, duration(t), work / "runs", logs))
+            if args.json:  # after each row: a long run stopped half way keeps what it measured
+                Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas import store
+from nas import pareto, store
 from nas.arch import ArchSpec, SpecError
 from nas.budget import count_macs, count_params
 from nas.count import adapt_torchvision, module_rows, torchvision_names
@@ -73,7 +73,7 @@ def same_run(row: dict) -> tuple:
 
 def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
-    _, data, device = cfg.load()
+    study, data, device = cfg.load()
     model, what, params, macs = make(cfg.name, data.info)
     torch.manual_seed(cfg.seed)
     model = model.to(device)
@@ -89,4 +89,5 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
            "device": str(device)}
     rows = [r for r in store.read_baselines(study_dir) if same_run(r) != same_run(row)]
     store.write_baselines(study_dir, rows + [row])
+    pareto.write_front(study, study_dir, data, device)  # re-plot with the new star
     return row

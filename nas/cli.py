@@ -147,9 +147,6 @@ def cmd_baseline(args) -> int:
     from nas.baseline import BaselineConfig, run_baseline
 
     row = run_baseline(BaselineConfig.from_args(args))
-    study = store.load_study(args.study_dir, args.storage)
-    pareto.write_front(study, Path(args.study_dir), store.load_study_data(study, args.data_dir),
-                       "cpu")  # re-plot with the new star
     print(f"\n{row['name']}: {row['params']:,} params, val_acc {row['val_acc']:.4f}, test_acc "
           f"{row['test_acc']:.4f} after {row['epochs']:g} epochs ({row['train_time']:.0f}s); "
           f"kept in {Path(args.study_dir) / 'baselines.json'} and drawn on pareto.png\n")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from nas import store
 from nas.device import on_device, resolve_device
 from nas.errors import UsageError, check_choice, check_int, check_positive
-from nas.trainer import AUGMENTS, EPOCH_CAP, TrainConfig
+from nas.augment import AUGMENTS
+from nas.trainer import EPOCH_CAP, TrainConfig, end_margin
 
 # A --time run validates this often, spread evenly over the time, on the whole validation
 # split each time.
@@ -20,7 +21,7 @@ TIMED_REPORTS = 5
 def time_left(limit: float, started: float, what: str) -> float:
     """Seconds of a --time limit still left since ``started`` (clock.time()); one clear
     line when loading has already used it up."""
-    left = limit - (clock.time() - started)
+    left = limit - end_margin(limit) - (clock.time() - started)
     if left <= 1:
         raise UsageError(f"--time {limit:g}s was used up before training could start "
                          f"({clock.time() - started:.0f}s loading {what}); give it more time")

@@ -58,14 +58,19 @@ def trial_of_weights(path: Path) -> int | None:
 def teacher_from_study(path: Path, device: torch.device) -> tuple[torch.nn.Module, str]:
     """A trial of a study as a teacher, built from its spec, its weights loaded as tensors
     only: a study folder means its best trial (its latest nas train weights when it has
-    some, else the search's); a weights file in a study's weights/ or retrained/ means that
-    trial with those weights. (module taking [0, 1] images, what it is)"""
+    some or a --time search's final training, else the search's); a weights file in a
+    study's weights/, retrained/ or final/ means that trial with those weights. (module
+    taking [0, 1] images, what it is)"""
+    from nas.final import final_path
+
     study_dir = path if path.is_dir() else path.parent.parent
     study = store.load_study(study_dir)
     if path.is_dir():
         trial = store.pick_trial(study, None)
-        retrained = sorted((p for p in store.retrained_path(study_dir, trial.number).parent.glob("*.pt")
-                            if trial_of_weights(p) == trial.number), key=lambda p: p.stat().st_mtime)
+        trained = [*store.retrained_path(study_dir, trial.number).parent.glob("*.pt"),
+                   final_path(study_dir, trial.number)]
+        retrained = sorted((p for p in trained if p.is_file() and trial_of_weights(p) == trial.number),
+                           key=lambda p: p.stat().st_mtime)
         weights = retrained[-1] if retrained else store.weights_path(study_dir, trial.number)
     else:
         trial, weights = store.pick_trial(study, trial_of_weights(path)), path
@@ -96,7 +101,7 @@ def load_teacher(given: str, data, device: torch.device, trust_code: bool = Fals
     from nas.exported import load_model, sidecar_path
 
     path = Path(given)
-    if path.is_dir() or (path.is_file() and path.parent.name in ("weights", "retrained")
+    if path.is_dir() or (path.is_file() and path.parent.name in ("weights", "retrained", "final")
                          and trial_of_weights(path) is not None):
         teacher, what = teacher_from_study(path, device)
     elif path.is_file() and sidecar_path(path).is_file() and not trust_code:

@@ -21,15 +21,13 @@ from typing import Callable
 import torch
 from torch import nn
 
+from nas.augment import augment
 from nas.data import Data
 from nas.evaluate import BN_IMAGES, autocast, normalize, stats, validate
 
 log = logging.getLogger("nas")
 
 PRECISIONS = ("auto", "bf16", "fp32")
-AUGMENTS = ("none", "crop", "flip-crop", "affine")
-# affine: a small random rotation, scale and shift per image, the classic digit augmentation.
-AFFINE_DEGREES, AFFINE_SCALE, AFFINE_SHIFT = 10.0, 0.1, 0.1  # shift: share of the half-side
 WARMUP_STEPS = 3  # eager steps before capture: they create the optimiser state and warm cuDNN
 
 
@@ -108,46 +106,6 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
-def random_affine(x: torch.Tensor) -> torch.Tensor:
-    """Each image rotated by up to AFFINE_DEGREES, scaled by 1 +- AFFINE_SCALE and shifted
-    by up to AFFINE_SHIFT of its half-side, resampled bilinearly; outside is 0, the mean."""
-    n = x.shape[0]
-    draw = (torch.rand(n, 4, device=x.device) * 2 - 1).float()  # uniform in [-1, 1]
-    angle = draw[:, 0] * math.radians(AFFINE_DEGREES)
-    scale = 1 + draw[:, 1] * AFFINE_SCALE
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, draw[:, 2] * AFFINE_SHIFT], 1),
-                         torch.stack([sin, cos, draw[:, 3] * AFFINE_SHIFT], 1)], 1)
-    grid = nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return nn.functional.grid_sample(x, grid, align_corners=False)
-
-
-def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Random horizontal flip and/or random translation (pad by 1/8 of the side, crop back),
-    or a random affine warp (random_affine), of a normalised batch, per image, on the batch's
-    device. Shapes never depend on the draw, so this can sit inside a CUDA graph. Padding is
-    0, the dataset mean."""
-    if kind == "none":
-        return x
-    if kind == "affine":
-        return random_affine(x).contiguous(memory_format=torch.channels_last)
-    n, c, h, w = x.shape
-    if "flip" in kind:
-        flip = torch.rand(n, 1, 1, 1, device=x.device) < 0.5
-        x = torch.where(flip, x.flip(3), x)
-    if "crop" in kind:
-        pad = max(1, round(min(h, w) / 8))
-        padded = nn.functional.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device)
-        dx = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device)
-        rows = (torch.arange(h, device=x.device) + dy)[:, None, :, None]
-        cols = (torch.arange(w, device=x.device) + dx)[:, None, None, :]
-        batch = torch.arange(n, device=x.device)[:, None, None, None]
-        chans = torch.arange(c, device=x.device)[None, :, None, None]
-        x = padded[batch, chans, rows, cols]
-    return x.contiguous(memory_format=torch.channels_last)
-
-
 EPOCH_CAP = 100_000  # a timed run's epochs when none are given: the time decides
 WARMUP_SHARE = 0.25  # of the run: linear LR warm-up, then cosine down to zero
 
@@ -178,6 +136,12 @@ def cycle_at(progress: float, warmup: float = WARMUP_SHARE) -> float:
 # fast as forward, backward and update; the margin covers a busy machine).
 EVAL_SPEEDUP = 1.5
 SPEED_STEPS = 10  # steps after the warm-up over which a timed run measures its speed
+
+
+def end_margin(total: float) -> float:
+    """What a command with a time limit of ``total`` seconds keeps back after its training
+    for what follows it: the figures, files and plot it writes, the summary, its exit."""
+    return max(2.0, 0.01 * total)
 
 
 def distillation_loss(logits: torch.Tensor, teacher: nn.Module, images: torch.Tensor,

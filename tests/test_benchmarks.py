@@ -43,3 +43,29 @@ def test_quality_benchmark_scores_each_configuration_by_hypervolume(tmp_path):
         assert r["trials"] >= 1 and 0 < r["hypervolume"] <= 1
         assert all(p["params"] <= 20_000 for p in r["front"])
         assert r["best_test_acc"] == max(r["front"], key=lambda p: p["val_acc"])["test_acc"]
+
+
+def test_equal_time_benchmark_runs_a_timed_search_against_hand_designs_at_the_same_time(tmp_path):
+    figures = tmp_path / "equal.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "equal_time.py"),
+                           "--datasets", "synthetic", "--times", "16s", "--budget", "20000",
+                           "--baselines", "mnist-gap-8k", "--json", str(figures)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(figures.read_text())["rows"][0]
+    assert row["search"]["weights"] == "final" and 0 <= row["search"]["test_acc"] <= 1
+    assert [b["name"] for b in row["baselines"]] == ["mnist-gap-8k"]
+    assert row["baselines"][0]["wall"] <= 16 and row["search"]["wall"] <= 16
+    assert isinstance(row["beats_every_hand_design"], bool)
+
+
+def test_time_plan_benchmark_runs_each_variant_of_the_plan(tmp_path):
+    figures = tmp_path / "plan.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "time_plan.py"),
+                           "--dataset", "synthetic", "--time", "14s", "--budget", "20000",
+                           "--variant", "share=0.4,slices=4,augment=crop", "--json", str(figures)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(figures.read_text())["rows"]
+    assert row["variant"] == {"share": "0.4", "slices": "4", "augment": "crop"}
+    assert "each trial 1s" in row["log"] and "augment crop" in row["log"]  # 14 x 0.4 / 4 = 1.4 s

@@ -9,7 +9,8 @@ import torch
 from nas.arch import ArchSpec
 from nas.data import load
 from nas.model import build
-from nas.trainer import TooSlow, TrainConfig, augment, train
+from nas.augment import augment
+from nas.trainer import TooSlow, TrainConfig, train
 
 SPEC = "c16k3-dw32k3s2-dw32k3s2-gap"
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from nas.trainer import end_margin
+
 # The search's share of --time; the rest trains the chosen net on every training image.
 SEARCH_SHARE = 0.5
 # Trial slices the search's share is cut into. Pruned trials hand back the rest of theirs,
 # so more trials than this run: enough for TPE's random start-up draws and some guided ones.
 SLICES = 12
 TRIAL_REPORTS = 4  # validations per slice, at its quarters: where the pruner may stop a trial
-# Kept back at the end for what follows the final training: the figures, the study's
-# record of them, the summary, the process's exit.
-END_MARGIN, END_MARGIN_SHARE = 2.0, 0.01
 
 
 def trial_seconds(total: float) -> float:
@@ -38,7 +37,7 @@ class Plan:
     @property
     def end(self) -> float:
         """When the final training's figures must be in."""
-        return self.started + self.total - max(END_MARGIN, END_MARGIN_SHARE * self.total)
+        return self.started + self.total - end_margin(self.total)
 
     def start_trials_until(self) -> float:
         """No trial starts after this: each gets its whole slice before the search's end."""
