@@ -83,10 +83,11 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     result = train(model, data, cfg.train_config(data),
                    lambda report, acc: log(cfg.report_line(report, acc, start)))
     row = {"name": cfg.name, "model": what, "params": params, "macs": macs,
-           "val_acc": result.val_acc, "test_acc": measure_accuracy(model, data.test_x, data.test_y, data.info),
-           "epochs": round(result.epochs, 2), "time_limit": cfg.time, "train_images": len(data.train_x), "augment": cfg.augment,
-           "train_time": round(result.seconds, 2),
-           "device": str(device)}
+           "val_acc": result.val_acc,
+           "test_acc": measure_accuracy(model, data.test_x, data.test_y, data.info),
+           "epochs": round(result.epochs, 2), "time_limit": cfg.time,
+           "train_images": len(data.train_x), "augment": cfg.augment,
+           "train_time": round(result.seconds, 2), "device": str(device)}
     rows = [r for r in store.read_baselines(study_dir) if same_run(r) != same_run(row)]
     store.write_baselines(study_dir, rows + [row])
     pareto.write_front(study, study_dir, data, device)  # re-plot with the new star

@@ -190,7 +190,9 @@ def _add_study(p, many: bool = False) -> None:
 def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     """The flags nas train and nas baseline share (their defaults live in the configs)."""
     from nas.config import duration_flag
-    p.add_argument("--epochs", type=_int, help=f"training epochs (default {epochs}); with --time, at most this many")
+
+    p.add_argument("--epochs", type=_int,
+                   help=f"training epochs (default {epochs}); with --time, at most this many")
     p.add_argument("--time", type=duration_flag, help="train as many epochs as fit in this time from the "
                    "command's start (data loading included), the LR schedule fitted to them: 10m, 1h30m")
     p.add_argument("--data-dir", help="dataset folder (default: the search's)")

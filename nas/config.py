@@ -172,7 +172,8 @@ def from_settings(settings: dict, preset: str | None = None, full: bool = False
             or _config(merged).resolved_device().type != "cpu"):
         merged.update(CPU_SIZED)
         note = (f"no GPU here: sized to this CPU, {duration_text(CPU_SIZED['time'])} in all, search "
-                f"then final training (--time {duration_text(CPU_SIZED['time'])}).\nfull search ({SearchConfig.trials} trials x "
+                f"then final training (--time {duration_text(CPU_SIZED['time'])}).\n"
+                f"full search ({SearchConfig.trials} trials x "
                 f"{SearchConfig.epochs} epochs on every training image, hours on a CPU, no final "
                 f"training): add --full, and --study NAME to keep it apart from this study")
     if merged.get("time") is not None:  # the time decides what runs, unless told otherwise

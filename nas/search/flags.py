@@ -35,7 +35,8 @@ def add_search_parser(sub, func) -> None:
     g.add_argument("--grayscale", action="store_true", help="folder datasets: one channel")
 
     g = p.add_argument_group("training (each trial)")
-    g.add_argument("--epochs", type=integer, help="training epochs per trial (default 3)")
+    g.add_argument("--epochs", type=integer, help="training epochs per trial (default 3; with "
+                                                   "--time: as many as fit in a trial's slice)")
     g.add_argument("--batch-size", type=integer,
                    help="training batch size (default 128 on CPU, 512 on a GPU)")
     g.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine "
@@ -52,7 +53,9 @@ def add_search_parser(sub, func) -> None:
     g.add_argument("--sampler", help=f"{' | '.join(SAMPLERS)} (default tpe)")
     g.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
     g.add_argument("--timeout", type=integer, help="seconds: start no trial after this long")
-    g.add_argument("--time", type=duration_flag, help="end the whole search by then: 10m, 2h, 1h30m")
+    g.add_argument("--time", type=duration_flag, help="the whole command's time: search, then the best "
+                   "net trained on every training image until then (10m, 2h, 1h30m); nas export --best "
+                   "writes that model")
     g.add_argument("--full", action="store_true", help="full size (20 trials x 3 epochs on every "
                    "image) without a GPU too; there, a search given no size runs about 10 minutes")
 
