@@ -141,7 +141,7 @@ SPEED_STEPS = 10  # steps after the warm-up over which a timed run measures its 
 def end_margin(total: float) -> float:
     """What a command with a time limit of ``total`` seconds keeps back after its training
     for what follows it: the figures, files and plot it writes, the summary, its exit."""
-    return max(2.0, 0.01 * total)
+    return max(3.0, 0.01 * total)
 
 
 def distillation_loss(logits: torch.Tensor, teacher: nn.Module, images: torch.Tensor,
