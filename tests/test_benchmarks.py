@@ -69,3 +69,24 @@ def test_time_plan_benchmark_runs_each_variant_of_the_plan(tmp_path):
     (row,) = json.loads(figures.read_text())["rows"]
     assert row["variant"] == {"share": "0.4", "slices": "4", "augment": "crop"}
     assert "each trial 1s" in row["log"] and "augment crop" in row["log"]  # 14 x 0.4 / 4 = 1.4 s
+
+
+def test_train_recipe_benchmark_trains_one_net_once_per_augmentation(tmp_path, searched_synthetic):
+    from conftest import copy_study
+    from nas import store
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
+    trial = store.pick_trial(store.load_study(study_dir), None).number
+    figures = tmp_path / "recipe.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_recipe.py"),
+                           str(study_dir), "--trial", str(trial), "--time", "8s",
+                           "--augments", "none,flip-crop", "--json", str(figures)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(figures.read_text())["rows"]
+    assert [r["augment"] for r in rows] == ["none", "flip-crop"]
+    assert all(0 <= r["test_acc"] <= 1 and r["epochs"] > 0 for r in rows)
+    # Each row is its own retrain of that trial, read from its own sidecar.
+    sidecars = [json.loads(p.read_text()) for p in sorted((study_dir / "retrained").glob("*.json"))]
+    assert sorted(s["augment"] for s in sidecars) == ["flip-crop", "none"]
+    assert {s["trial"] for s in sidecars} == {trial}
