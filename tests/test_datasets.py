@@ -337,3 +337,13 @@ def test_real_fer2013_matches_its_published_class_counts():
     assert data.val_y.bincount().tolist() == [467, 56, 496, 895, 653, 415, 607]
     assert data.test_y.bincount().tolist() == [491, 55, 528, 879, 594, 416, 626]
     assert data.info.input_shape == (1, 48, 48) and data.info.augment == "flip-crop"
+
+
+def test_the_long_training_augmentation_is_chosen_per_dataset():
+    from nas import datasets
+
+    # Digits are warped, never mirrored; clothes trained for minutes lose accuracy to
+    # flips and shifts; faces keep theirs.
+    assert datasets.long_augment("mnist") == "affine"
+    assert datasets.long_augment("fashion-mnist") == "none"
+    assert datasets.long_augment("fer2013") == "flip-crop"
