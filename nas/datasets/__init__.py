@@ -37,7 +37,7 @@ class Format:
     augment: str = "none"  # training augmentation that suits it (digits must not be mirrored)
     needs_path: bool = False  # only NAME:PATH makes sense
     # For a long training (the final one of a --time search), when it differs from augment:
-    # digits gain from small warps. Clothes get none: a net of this size trained for minutes
+    # digits get small warps (not measured against none here). Clothes get none: a net of this size trained for minutes
     # is still underfitting, and flips and shifts cost it accuracy (benchmarks/train_recipe.py).
     long_augment: str | None = None
 
