@@ -22,6 +22,7 @@ from pathlib import Path
 
 # The variant keys and what each sets.
 KEYS = {"share": "nas.search.plan.SEARCH_SHARE", "slices": "nas.search.plan.SLICES",
+        "longest": "nas.search.plan.LONGEST_SLICE (seconds)",
         "max_macs": "the CPU default's --max-macs (or none)",
         "augment": "the final training's augmentation (nas.datasets.long_augment)"}
 
@@ -31,6 +32,7 @@ from nas.cli import main
 variant = {variant!r}
 if "share" in variant: nas.search.plan.SEARCH_SHARE = float(variant["share"])
 if "slices" in variant: nas.search.plan.SLICES = int(variant["slices"])
+if "longest" in variant: nas.search.plan.LONGEST_SLICE = float(variant["longest"])
 if "max_macs" in variant:
     macs = variant["max_macs"]  # "none": a cap no net reaches
     nas.config.CPU_SIZED["max_macs"] = 10**15 if macs == "none" else int(macs)

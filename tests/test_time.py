@@ -27,6 +27,15 @@ def _net(data):
     return build(ArchSpec.from_string(SPEC, *data.info.input_shape, data.info.num_classes))
 
 
+def test_a_longer_time_buys_more_trial_slices_not_longer_ones():
+    from nas.search.plan import LONGEST_SLICE, SEARCH_SHARE, SLICES, Plan, trial_seconds
+    short, ten, thirty = 16.0, 600.0, 1800.0
+    assert trial_seconds(short) == pytest.approx(short * SEARCH_SHARE / SLICES)
+    assert trial_seconds(ten) <= LONGEST_SLICE and trial_seconds(thirty) == LONGEST_SLICE
+    slices = {t: Plan(started=0.0, total=t).search_end / trial_seconds(t) for t in (ten, thirty)}
+    assert slices[thirty] == pytest.approx(3 * slices[ten])  # three times the nets, same look
+
+
 def test_a_timed_training_runs_as_many_epochs_as_fit_and_stops_by_its_limit():
     data = load("synthetic")
     timed = train(_net(data), data, TrainConfig(EPOCH_CAP, lr=2e-2, batch_size=64,

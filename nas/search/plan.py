@@ -16,12 +16,16 @@ SEARCH_SHARE = 0.5
 # Trial slices the search's share is cut into. Pruned trials hand back the rest of theirs,
 # so more trials than this run: enough for TPE's random start-up draws and some guided ones.
 SLICES = 12
+# The longest slice. Past it a longer --time buys more slices, not longer ones: with the
+# same seed, longer slices re-score the same nets, while more slices let TPE try new ones.
+LONGEST_SLICE = 25.0
 TRIAL_REPORTS = 4  # validations per slice, at its quarters: where the pruner may stop a trial
 
 
 def trial_seconds(total: float) -> float:
-    """Each trial's slice of a --time ``total``."""
-    return total * SEARCH_SHARE / SLICES
+    """Each trial's slice of a --time ``total``: SLICES of the search's share, at most
+    LONGEST_SLICE seconds each."""
+    return min(total * SEARCH_SHARE / SLICES, LONGEST_SLICE)
 
 
 @dataclass(frozen=True)
