@@ -17,6 +17,7 @@ from nas import final, store
 from nas.arch import ArchSpec
 from nas.data import load
 from nas.model import build
+from nas.search.plan import LONGEST_SLICE, SEARCH_SHARE, SLICES, Plan, trial_seconds
 from nas.trainer import EPOCH_CAP, TrainConfig, cycle_at, train
 
 SPEC = "c16k3-dw32k3s2-dw32k3s2-gap"
@@ -28,7 +29,6 @@ def _net(data):
 
 
 def test_a_longer_time_buys_more_trial_slices_not_longer_ones():
-    from nas.search.plan import LONGEST_SLICE, SEARCH_SHARE, SLICES, Plan, trial_seconds
     short, ten, thirty = 16.0, 600.0, 1800.0
     assert trial_seconds(short) == pytest.approx(short * SEARCH_SHARE / SLICES)
     assert trial_seconds(ten) <= LONGEST_SLICE and trial_seconds(thirty) == LONGEST_SLICE

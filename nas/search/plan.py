@@ -13,7 +13,8 @@ from nas.trainer import end_margin
 
 # The search's share of --time; the rest trains the chosen net on every training image.
 SEARCH_SHARE = 0.5
-# Trial slices the search's share is cut into. Pruned trials hand back the rest of theirs,
+# Trial slices the search's share is cut into, unless that makes them longer than
+# LONGEST_SLICE (then there are more). Pruned trials hand back the rest of theirs,
 # so more trials than this run: enough for TPE's random start-up draws and some guided ones.
 SLICES = 12
 # The longest slice. Past it a longer --time buys more slices, not longer ones: with the
