@@ -90,6 +90,7 @@ def main() -> None:
     p.add_argument("--card", action="store_true", help="10-minute rows as the card's command")
     p.add_argument("--data-dir")
     p.add_argument("--json", help="write the figures here")
+    p.add_argument("--runs-dir", help="keep the study folders here (default: a temporary folder)")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="equal-time-"))
     logs = Path(args.json).with_suffix("") if args.json else work / "logs"
@@ -102,7 +103,8 @@ def main() -> None:
                "date": time.strftime("%Y-%m-%d"), "rows": []}
     for dataset in args.datasets.split(","):
         for t in args.times.split(","):
-            figures["rows"].append(one_row(args, dataset, duration(t), work / "runs", logs))
+            runs = Path(args.runs_dir) if args.runs_dir else work / "runs"
+            figures["rows"].append(one_row(args, dataset, duration(t), runs, logs))
             if args.json:  # after each row: a long run stopped half way keeps what it measured
                 Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
