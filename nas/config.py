@@ -105,7 +105,7 @@ class SearchConfig:
 
     def validate(self) -> None:
         """Every check of a search's settings, so bad input fails before any work starts."""
-        search_spaces.get_space(self.space)  # raises with the valid names
+        search_spaces.parse_spaces(self.space)  # raises with the valid names
         datasets.check_name(self.dataset)
         for name, valid in (("augment", AUGMENTS), ("pruner", PRUNERS), ("sampler", SAMPLERS),
                             ("objective", OBJECTIVES), ("precision", PRECISIONS)):
@@ -140,6 +140,11 @@ class SearchConfig:
             return Constraints(self.budget, self.conv_layers, self.max_macs, self.fill)
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """--space as the spaces it names: several make a search draw a family per trial."""
+        return search_spaces.parse_spaces(self.space)
 
     @property
     def study_name(self) -> str:

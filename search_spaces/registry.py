@@ -1,5 +1,6 @@
 """The registry of search spaces: ``register_space`` / ``get_space`` (as timm's
-``register_model`` / ``create_model``), and the smallest model of a space."""
+``register_model`` / ``create_model``), the smallest model of a space, and a search over
+several spaces at once (``parse_spaces`` / ``sample_family``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,30 @@ def get_space(name: str) -> SpaceFn:
     if name not in _REGISTRY:
         raise UnknownSpace(f"unknown search space {name!r}; valid: {', '.join(space_names())}")
     return _REGISTRY[name]
+
+
+# The parameter naming a trial's family when a search spans several spaces. One space
+# suggests no such parameter, so a one-space study's parameters stay what they were.
+FAMILY_PARAM = "space"
+
+
+def parse_spaces(text: str) -> tuple[str, ...]:
+    """``cnn`` or ``cnn,mobilenet``: the spaces a search draws from, each checked, in order."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise UnknownSpace(f"--space {text!r} names no search space; valid: {', '.join(space_names())} "
+                           f"(several as a comma-separated list)")
+    for name in names:
+        get_space(name)
+    return names
+
+
+def sample_family(trial, names: tuple[str, ...], data_info, constraints: Constraints
+                  ) -> tuple[str, ArchSpec]:
+    """(family, spec): the trial draws its family first when there are several, then that
+    space draws the net; each space's parameters have its own prefix, so they never mix."""
+    name = names[0] if len(names) == 1 else trial.suggest_categorical(FAMILY_PARAM, list(names))
+    return name, get_space(name)(trial, data_info, constraints)
 
 
 class MinimalTrial:

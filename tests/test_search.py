@@ -86,6 +86,26 @@ def test_rerun_resumes_and_other_space_joins_the_same_study(searched, run):
     assert code == 0 and "trial  space" in out
 
 
+def test_several_spaces_in_one_search_draw_a_family_per_trial(tmp_path, run):
+    common = ["--dataset", "synthetic", "--budget", BUDGET, "--epochs", 1, "--limit-train", 200,
+              "--runs-dir", tmp_path, "--study", "both", "--no-progress"]
+    code, out, err = run("search", "--space", "cnn,mobilenet", "--trials", 8, *common)
+    assert code == 0, err
+    trials = load(tmp_path / "both").trials
+    families = [t.user_attrs["space"] for t in trials]
+    assert len(trials) == 8 and set(families) == {"cnn", "mobilenet"}, families
+    for t in trials:  # the drawn family is the one recorded, and only its space's parameters
+        assert t.params["space"] == t.user_attrs["space"]
+        assert {name.split(".")[0] for name in t.params} == {"space", t.user_attrs["space"]}
+    # --trials counts the trials of the spaces named: a one-space run counts its own only.
+    code, out, _ = run("search", "--space", "cnn,mobilenet", "--trials", 8, *common)
+    assert code == 0 and "nothing to run" in out
+    code, out, _ = run("search", "--space", "cnn", "--trials", families.count("cnn") + 1, *common)
+    assert code == 0 and "1 to go" in out and len(load(tmp_path / "both").trials) == 9
+    code, out, _ = run("compare", tmp_path / "both", "--out", tmp_path / "compare.png")
+    assert code == 0 and "both/cnn" in out and "both/mobilenet" in out, out
+
+
 def test_every_export_is_exact_and_within_the_budget(searched, run, tmp_path):
     study_dir, _ = searched
     study = load(study_dir)

@@ -18,7 +18,8 @@ def add_search_parser(sub, func) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     g = p.add_argument_group("space and budget")
-    g.add_argument("--space", help=f"search space: {', '.join(space_names())} (default mobilenet)")
+    g.add_argument("--space", help=f"search space: {', '.join(space_names())} (default mobilenet); "
+                                   f"several, e.g. cnn,mobilenet: each trial draws its family")
     g.add_argument("--budget", type=integer, help="max trainable params, e.g. 50000 or 50k (default 50k)")
     g.add_argument("--conv-layers", help="allowed number of conv layers, MIN-MAX, e.g. 2-4")
     g.add_argument("--max-macs", type=integer, help="max multiply-accumulates per image")
@@ -45,7 +46,7 @@ def add_search_parser(sub, func) -> None:
     g.add_argument("--seed", type=integer, help="sampler and training seed (default 0)")
 
     g = p.add_argument_group("search")
-    g.add_argument("--trials", type=integer, help="trials of this space in the study (default 20)")
+    g.add_argument("--trials", type=integer, help="trials of these spaces in the study (default 20)")
     g.add_argument("--objective", help="accuracy (default; front "
                                        "computed afterwards) | pareto (maximise accuracy, minimise "
                                        "params) | pareto-macs (and MACs); pareto stops trials "

@@ -36,7 +36,6 @@ class TrialFailed(RuntimeError):
 def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_dir: Path,
                    deadline: float | None = None):
     """``deadline``: time.time() by which --time ends the search, running trial included."""
-    space = search_spaces.get_space(cfg.space)
     constraints = cfg.constraints()
 
     def objective(trial: optuna.Trial):
@@ -46,9 +45,9 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
             trial.set_user_attr("host", platform.node())
             trial.set_user_attr("pid", os.getpid())
 
-            spec = space(trial, data.info, constraints)  # sample
+            family, spec = search_spaces.sample_family(trial, cfg.spaces, data.info, constraints)
             verdict = check(spec, constraints)  # check: the one feasibility decision
-            for key, value in {"space": cfg.space, "arch": spec.to_dict(),
+            for key, value in {"space": family, "arch": spec.to_dict(),
                                "arch_str": spec.to_string(), "params": verdict.params,
                                "macs": verdict.macs, "conv_layers": verdict.conv_layers,
                                "budget": cfg.budget, "epochs": cfg.epochs}.items():

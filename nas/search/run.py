@@ -70,7 +70,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
             log(plan.describe(len(data.train_x) + len(data.val_x), f"{cfg.study_dir}/final/"))
     else:
         start_until = deadline = None
-    done = finished(study, cfg.space)
+    done = finished(study, cfg.spaces)
     remaining = cfg.trials - done
     try:
         if held is not None and held["state"] == "done":
@@ -146,16 +146,20 @@ def load_data(cfg: SearchConfig, download: bool = False) -> Data:
 
 
 def check_smallest_fits(cfg: SearchConfig, data: Data) -> None:
-    """Bad input, not a search of infeasible trials: the space's smallest model must fit."""
+    """Bad input, not a search of infeasible trials: each space's smallest model must fit
+    (a family that cannot would only yield infeasible trials)."""
     constraints = cfg.constraints()
-    smallest = search_spaces.smallest_model(cfg.space, data.info, constraints)
-    verdict = check(smallest, constraints)
-    if not verdict.feasible:
-        what = (f"--budget {cfg.budget:,} is below the smallest {cfg.space!r} model"
+    for space in cfg.spaces:
+        smallest = search_spaces.smallest_model(space, data.info, constraints)
+        verdict = check(smallest, constraints)
+        if verdict.feasible:
+            continue
+        what = (f"--budget {cfg.budget:,} is below the smallest {space!r} model"
                 if verdict.params > cfg.budget else
-                f"the constraints rule out even the smallest {cfg.space!r} model")
+                f"the constraints rule out even the smallest {space!r} model")
+        drop = f"; leave {space!r} out of --space" if len(cfg.spaces) > 1 else ""
         raise UsageError(f"{what} for {data.info.name} ({verdict.params:,} params, "
-                         f"{smallest.to_string()}): " + "; ".join(verdict.violations))
+                         f"{smallest.to_string()}): " + "; ".join(verdict.violations) + drop)
 
 
 def clip_conv_layers(cfg: SearchConfig, data: Data, log: Callable[[str], None]) -> None:
@@ -165,12 +169,13 @@ def clip_conv_layers(cfg: SearchConfig, data: Data, log: Callable[[str], None]) 
     if cfg.conv_layers is None:
         return
     low, high = cfg.conv_layers
-    for top in range(high, low, -1):
+
+    def fits(top: int) -> bool:  # in some family: the others' deeper draws are infeasible, untrained
         exact = replace(cfg.constraints(), conv_layers=(top, top))
-        if check(search_spaces.smallest_model(cfg.space, data.info, exact), exact).feasible:
-            break
-    else:
-        top = low  # check_smallest_fits has made sure the low end fits
+        return any(check(search_spaces.smallest_model(space, data.info, exact), exact).feasible
+                   for space in cfg.spaces)
+
+    top = next((top for top in range(high, low, -1) if fits(top)), low)  # low: checked to fit
     if top < high:
         log(f"--conv-layers {low}-{high}: no {cfg.space!r} net deeper than {top} conv layers fits "
             f"{cfg.budget:,} params; searching {low}-{top}")
@@ -250,7 +255,7 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
         else:
             bar.write(line, file=sys.stdout)
         bar.update(1)
-        if finished(study, cfg.space) >= cfg.trials:
+        if finished(study, cfg.spaces) >= cfg.trials:
             study.stop()  # others filled the rest; a trial in flight elsewhere may add one
         if t.user_attrs.get("disk_full"):
             full_disk.append(t.user_attrs["fail_reason"])

@@ -106,12 +106,12 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
     return study
 
 
-def count_states(study: optuna.Study, space: str | None = None) -> dict:
-    """Finished trials by outcome; interrupted ones (recovery.recover_interrupted) do not
-    count towards --trials, since their work was lost."""
+def count_states(study: optuna.Study, spaces: tuple[str, ...] | None = None) -> dict:
+    """Finished trials (of ``spaces``, when given) by outcome; interrupted ones
+    (recovery.recover_interrupted) do not count towards --trials, since their work was lost."""
     counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "interrupted": 0}
     for t in study.get_trials(deepcopy=False):
-        if space is not None and t.user_attrs.get("space") != space:
+        if spaces is not None and t.user_attrs.get("space") not in spaces:
             continue
         if t.state == TrialState.COMPLETE:
             counts["complete"] += 1
@@ -122,9 +122,9 @@ def count_states(study: optuna.Study, space: str | None = None) -> dict:
     return counts
 
 
-def finished(study: optuna.Study, space: str) -> int:
-    """Trials of ``space`` that count towards --trials: all finished ones but interrupted."""
-    return sum(n for state, n in count_states(study, space).items() if state != "interrupted")
+def finished(study: optuna.Study, spaces: tuple[str, ...]) -> int:
+    """Trials of ``spaces`` that count towards --trials: all finished ones but interrupted."""
+    return sum(n for state, n in count_states(study, spaces).items() if state != "interrupted")
 
 
 def clock(seconds: float) -> str:
