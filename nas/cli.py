@@ -162,7 +162,8 @@ def cmd_compare(args) -> int:
     except argparse.ArgumentTypeError:
         raise UsageError(f"bad --at {args.at!r}: expected parameter counts, e.g. 10k,25k,50k") from None
     text, files = run_compare(args.study_dirs, args.out, limits, args.storage, args.force)
-    print("best validation accuracy within each parameter limit (value @ params)\n" + text)
+    print("each group's best net within each parameter limit (accuracy @ params; judged on the "
+          "search's validation scores until nas train has trained a row's picks)\n" + text)
     print("\nwritten: " + ", ".join(str(p) for p in files))
     return 0
 

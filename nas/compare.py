@@ -1,7 +1,8 @@
 """``nas compare runs/a runs/b ...``: the "at equal parameters, which family wins, and by how
 much" question. Every study is split by search space into groups ("study/space"); the plot
-shows each group's trials and front, the table each group's best validation accuracy within
-a few parameter limits, the winner and its margin in points.
+shows each group's trials and front, the table each group's best net within a few parameter
+limits (by the search's score; by its test accuracy once nas train has trained every pick
+of a row), the winner and its margin in points.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from pathlib import Path
 
 from nas import files, pareto, store
 from nas.errors import UsageError
+from nas.train import latest_retrain
 
 
-def groups(study_dirs: list[str], storages: list[str] | None = None) -> dict[str, list[pareto.Row]]:
-    """``storages``: the --storage URLs the user named, each used by the folder whose
-    study.json names it."""
+def groups(study_dirs: list[str], storages: list[str] | None = None
+           ) -> tuple[dict[str, list[pareto.Row]], dict[str, Path]]:
+    """({"study/space": rows}, {"study/space": its study folder}). ``storages``: the
+    --storage URLs the user named, each used by the folder whose study.json names it."""
     result: dict[str, list[pareto.Row]] = {}
+    folders: dict[str, Path] = {}
     for study_dir in study_dirs:
         study = store.load_study(study_dir, store.matching_storage(study_dir, storages))
         rows = pareto.rows(study)
@@ -25,8 +29,10 @@ def groups(study_dirs: list[str], storages: list[str] | None = None) -> dict[str
         cache = pareto.cached_test_acc(study_dir)  # test accuracy of front trials, if scored
         for row in rows:
             row.test_acc = cache.get(pareto.test_acc_key(study_dir, row.trial))
-            result.setdefault(f"{Path(study_dir).name}/{row.space}", []).append(row)
-    return result
+            name = f"{Path(study_dir).name}/{row.space}"
+            result.setdefault(name, []).append(row)
+            folders[name] = Path(study_dir)
+    return result, folders
 
 
 def default_limits(all_groups: dict[str, list[pareto.Row]]) -> list[int]:
@@ -40,18 +46,34 @@ def best_within(rows: list[pareto.Row], limit: int) -> pareto.Row | None:
     return max(fitting, key=lambda r: (r.val_acc, -r.params)) if fitting else None
 
 
+TRAINED = ("test_acc", "val_acc", "epochs", "time_limit", "augment", "label_smoothing", "weights")
+
+
 def compare(study_dirs: list[str], limits: list[int] | None = None,
             storages: list[str] | None = None) -> tuple[dict, list[dict]]:
-    all_groups = groups(study_dirs, storages)
+    """Each group's pick within each limit is its best trial by the search's score. A row
+    is judged on the picks' test accuracy after nas train (its latest run without a
+    teacher) once every pick has one: a short trial's score is not what the net reaches
+    trained in full; until then on the search's scores, and the row says which."""
+    all_groups, folders = groups(study_dirs, storages)
     table = []
     for limit in limits or default_limits(all_groups):
-        best = {name: best_within(rows, limit) for name, rows in all_groups.items()}
+        picks = {name: best_within(rows, limit) for name, rows in all_groups.items()}
+        trained = {name: latest_retrain(folders[name], r.trial) if r else None
+                   for name, r in picks.items()}
+        on_trained = all(trained[name] for name, r in picks.items() if r is not None)
+
+        def score(name: str) -> float:
+            return trained[name]["test_acc"] if on_trained else picks[name].val_acc
+
         # More accurate wins; at equal accuracy, the smaller net.
-        ranked = sorted((r.val_acc, -r.params, name) for name, r in best.items() if r is not None)
-        entry = {"limit": limit, "best": {name: None if r is None else
-                                          {"trial": r.trial, "params": r.params, "val_acc": r.val_acc,
-                                           "test_acc": r.test_acc, "arch": r.arch}
-                                          for name, r in best.items()}}
+        ranked = sorted((score(name), -r.params, name) for name, r in picks.items() if r is not None)
+        entry = {"limit": limit, "by": "trained test_acc" if on_trained else "search val_acc",
+                 "best": {name: None if r is None else
+                          {"trial": r.trial, "params": r.params, "val_acc": r.val_acc,
+                           "test_acc": r.test_acc, "arch": r.arch, "study_dir": str(folders[name]),
+                           "trained": trained[name] and {k: trained[name].get(k) for k in TRAINED}}
+                          for name, r in picks.items()}}
         if len(ranked) >= 2:
             entry["winner"] = ranked[-1][2]
             entry["margin_points"] = round(100 * (ranked[-1][0] - ranked[-2][0]), 2)
@@ -62,16 +84,27 @@ def compare(study_dirs: list[str], limits: list[int] | None = None,
 def format_table(table: list[dict]) -> str:
     names = list(table[0]["best"])
     width = max(14, *(len(n) for n in names))
-    lines = [f"{'params <=':>10}  " + "  ".join(f"{n:>{width}}" for n in names) + "  winner (margin)"]
+    lines = [f"{'params <=':>10}  " + "  ".join(f"{n:>{width}}" for n in names)
+             + "  judged on        winner (margin)"]
+    untrained = {}
     for entry in table:
         cells = []
         for name in names:
             best = entry["best"][name]
-            cells.append(f"{'-':>{width}}" if best is None else
-                         f"{best['val_acc']:.4f} @ {best['params']:>7,}".rjust(width))
+            if best is None:
+                cells.append(f"{'-':>{width}}")
+                continue
+            acc = best["trained"]["test_acc"] if entry["by"] == "trained test_acc" else best["val_acc"]
+            cells.append(f"{acc:.4f} @ {best['params']:>7,}".rjust(width))
+            if best["trained"] is None:
+                untrained[(best["study_dir"], best["trial"])] = None
         verdict = (f"{entry['winner']} (+{entry['margin_points']:.2f} points)"
                    if "winner" in entry else "-")
-        lines.append(f"{entry['limit']:>10,}  " + "  ".join(cells) + f"  {verdict}")
+        lines.append(f"{entry['limit']:>10,}  " + "  ".join(cells) + f"  {entry['by']:<16} {verdict}")
+    if untrained:
+        lines.append("\nnot trained in full yet; to judge on trained nets, train each pick with "
+                     "one recipe (nas train's defaults, or the same --time for all):")
+        lines += [f"  nas train {folder} --trial {trial}" for folder, trial in untrained]
     return "\n".join(lines)
 
 

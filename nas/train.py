@@ -11,6 +11,7 @@ turns them into a TorchScript file.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 import warnings
@@ -165,6 +166,32 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
     first = store.retrained_path(study_dir, trial.number, tag)
     figures["earlier"] = str(first) if path != first else None  # kept as it was
     return figures
+
+
+# The figures of a nas train run other commands rely on, by type (the .json may be edited).
+RETRAIN_FIGURES = {"trial": int, "params": int, "test_acc": float, "epochs": (int, float),
+                   "augment": str, "label_smoothing": (int, float)}
+
+
+def latest_retrain(study_dir: Path, number: int) -> dict | None:
+    """The figures of trial ``number``'s latest nas train run without a teacher
+    (retrained/trial-N.json, trial-N-2.json, ...), with "weights" added; None when it has
+    none, or its .json is not one nas train writes."""
+    first = store.retrained_path(study_dir, number)
+    latest = None
+    for n in itertools.count(1):
+        path = first if n == 1 else first.with_name(f"{first.stem}-{n}.pt")
+        if not path.exists() and not path.with_suffix(".json").exists():
+            break  # names are claimed in order (save_retrained): none after a free one
+        try:
+            figures = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            continue  # a run stopped between its weights and its figures
+        if (isinstance(figures, dict) and figures.get("trial") == number and path.is_file()
+                and all(isinstance(figures.get(k), kind) and not isinstance(figures.get(k), bool)
+                        for k, kind in RETRAIN_FIGURES.items())):
+            latest = {**figures, "weights": str(path)}
+    return latest
 
 
 def save_retrained(study_dir: Path, number: int, tag: str, model: torch.nn.Module,

@@ -1,6 +1,7 @@
 """nas baseline (torchvision and hand designs on a study's data) and nas compare."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import copy_study
@@ -77,3 +78,38 @@ def test_compare_tables_the_spaces_at_equal_parameter_limits(studies, run, tmp_p
     assert out_png.read_bytes()[:4] == b"\x89PNG"
     code, _, err = run("compare", studies / "syn-cnn", "--at", "5k,abc")
     assert code == 2 and "bad --at '5k,abc'" in err
+
+
+def test_compare_judges_a_row_on_trained_nets_once_nas_train_has_trained_its_picks(
+        studies, run, tmp_path):
+    dirs = [copy_study(studies / f"syn-{s}", tmp_path / f"syn-{s}") for s in ("cnn", "mobilenet")]
+    out_png = tmp_path / "c.png"
+
+    def table():
+        code, out, err = run("compare", *dirs, "--at", "20k", "--out", out_png)
+        assert code == 0, err
+        return out, json.loads(out_png.with_suffix(".json").read_text())[0]
+
+    out, row = table()
+    picks = {name: (best["study_dir"], best["trial"]) for name, best in row["best"].items()}
+    assert row["by"] == "search val_acc" and all(b["trained"] is None for b in row["best"].values())
+    for folder, trial in picks.values():  # the commands that would settle it
+        assert f"nas train {folder} --trial {trial}" in out
+    for folder, trial in picks.values():
+        code, _, err = run("train", folder, "--trial", trial, "--epochs", 1, "--limit-train", 200)
+        assert code == 0, err
+    out, row = table()
+    trained = {name: json.loads((Path(folder) / "retrained" / f"trial-{trial}.json").read_text())
+               for name, (folder, trial) in picks.items()}
+    assert row["by"] == "trained test_acc" and "not trained in full" not in out
+    for name, best in row["best"].items():
+        assert best["trained"]["test_acc"] == trained[name]["test_acc"]
+        assert f"{trained[name]['test_acc']:.4f} @" in out
+    tests = {name: t["test_acc"] for name, t in trained.items()}
+    params = {name: b["params"] for name, b in row["best"].items()}
+    assert row["winner"] == max(tests, key=lambda n: (tests[n], -params[n]))
+    # A retrain's figures that are not nas train's (edited, planted) are not taken.
+    folder, trial = picks["syn-cnn/cnn"]
+    (Path(folder) / "retrained" / f"trial-{trial}.json").write_text('{"trial": %d, "test_acc": "1.0"}' % trial)
+    out, row = table()
+    assert row["by"] == "search val_acc" and row["best"]["syn-cnn/cnn"]["trained"] is None
