@@ -201,6 +201,8 @@ def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     p.add_argument("--batch-size", type=_int, help="default 128 on CPU, 512 on a GPU")
     p.add_argument("--lr", type=float, help="peak LR (default 0.005 x sqrt(batch/128))")
     p.add_argument("--label-smoothing", type=float, help=f"default {label_smoothing}")
+    p.add_argument("--mixup", type=float, help="mixup: blend each batch with itself shuffled by a "
+                   "Beta(A, A) share, e.g. 0.2 (default 0: off)")
     p.add_argument("--seed", type=_int, help="default 0")
     p.add_argument("--augment", help="none | crop | flip-crop | affine (default: the search's)")
     p.add_argument("--limit-train", type=_int, help="train on at most N images (default: nas train "

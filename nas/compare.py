@@ -46,7 +46,8 @@ def best_within(rows: list[pareto.Row], limit: int) -> pareto.Row | None:
     return max(fitting, key=lambda r: (r.val_acc, -r.params)) if fitting else None
 
 
-TRAINED = ("test_acc", "val_acc", "epochs", "time_limit", "augment", "label_smoothing", "weights")
+TRAINED = ("test_acc", "val_acc", "epochs", "time_limit", "augment", "label_smoothing", "mixup",
+           "weights")
 
 
 def compare(study_dirs: list[str], limits: list[int] | None = None,

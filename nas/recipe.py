@@ -41,6 +41,7 @@ class TrainingRun:
     batch_size: int | None = None
     lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(mixup, mixup) blend of each batch with itself shuffled; 0: off
     seed: int = 0
     augment: str | None = None  # None: the search's --augment, else the dataset's own
     # Images to train on: None every one (nas train), RECORDED the search's --limit-train
@@ -60,6 +61,8 @@ class TrainingRun:
         check_choice("augment", self.augment, AUGMENTS)
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.mixup <= 10:
+            raise UsageError(f"--mixup must be from 0 (off) to 10, got {self.mixup}; 0.2-1 is usual")
 
     def load(self):
         """(study, its data on the device, the device), after every check."""
@@ -79,7 +82,7 @@ class TrainingRun:
             "time_limit": time_left(self.time, self.started, f"{data.info.name}"),
             "time_reports": TIMED_REPORTS, "quick_images": 0, "after_images": len(data.test_x)}
         return TrainConfig(self.epochs or EPOCH_CAP, self.batch_size, self.lr, seed=self.seed,
-                           label_smoothing=self.label_smoothing, augment=self.augment,
+                           label_smoothing=self.label_smoothing, mixup=self.mixup, augment=self.augment,
                            **timed, **extra)
 
     def length(self) -> str:

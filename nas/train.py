@@ -143,6 +143,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
         f"{trial.user_attrs['params']:,} params) from scratch: {cfg.length()} on "
         f"{len(data.train_x):,} {data.info.name} images, {device}, augment "
         f"{cfg.augment}, label smoothing {cfg.label_smoothing}"
+        + (f", mixup {cfg.mixup}" if cfg.mixup else "")
         + (f", distilling from {teacher_what} (T={cfg.temperature}, alpha={cfg.alpha})" if teacher else ""))
     start = time.perf_counter()
 
@@ -156,7 +157,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                "time_limit": cfg.time,
                "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.trial_val_acc(trial),
                "history": result.history, "train_time": round(result.seconds, 2),
-               "label_smoothing": cfg.label_smoothing, "augment": cfg.augment,
+               "label_smoothing": cfg.label_smoothing, "mixup": cfg.mixup, "augment": cfg.augment,
                "teacher": str(Path(cfg.teacher).resolve()) if cfg.teacher else None,
                "temperature": cfg.temperature if teacher else None,
                "alpha": cfg.alpha if teacher else None, "device": str(device),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -54,6 +55,9 @@ class TrainConfig:
     teacher: nn.Module | None = None  # distil from it: takes [0, 1] images, as `nas export` writes
     kd_temperature: float = 4.0
     kd_alpha: float = 0.5  # weight of the distillation term; 1 - alpha on the labels
+    # mixup (Zhang et al. 2018): each batch blended with itself shuffled, by a share drawn
+    # from Beta(mixup, mixup), and the loss blended the same way; 0: off. Eager steps only.
+    mixup: float = 0.0
     bn_images: int = BN_IMAGES  # re-estimate batch norm on this many images before validating (0: off)
     # Validations per epoch: the one at each epoch's end on the whole validation split, the
     # ones inside an epoch (so a search can stop weak trials early) cheaper: batch norm
@@ -200,7 +204,8 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     # Every step has the same shape (the ragged last batch is dropped), as a graph needs.
     steps_per_epoch = n // batch
     total_steps = cfg.epochs * steps_per_epoch
-    want_graph = want_graph and total_steps > WARMUP_STEPS + 1
+    # A graph would replay one mixing share and one shuffle for ever.
+    want_graph = want_graph and total_steps > WARMUP_STEPS + 1 and not cfg.mixup
     capturable = want_graph and on_cuda
     # A graph bakes in every scalar, so the LR it reads must be a device tensor.
     lr = torch.tensor(peak_lr, device=device) if capturable else peak_lr
@@ -213,13 +218,22 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     loss_sum = torch.zeros((), device=device)
 
     teacher = cfg.teacher.eval() if cfg.teacher is not None else None
+    mixing = random.Random(cfg.seed)  # the mixup shares and shuffles, seeded like the rest
 
     def step() -> None:
         x = augment(normalize(data.train_x[idx], mean, std), kind)
+        y = data.train_y[idx]
+        if cfg.mixup:
+            share = mixing.betavariate(cfg.mixup, cfg.mixup)
+            other = torch.randperm(batch, generator=torch.Generator().manual_seed(
+                mixing.getrandbits(63))).to(device)
+            x = share * x + (1 - share) * x[other]
         optimizer.zero_grad(set_to_none=True)  # in a capture, backward then allocates the grads
         with autocast(device, bf16):
             logits = model(x)
-            loss = loss_fn(logits, data.train_y[idx])
+            loss = loss_fn(logits, y)
+            if cfg.mixup:
+                loss = share * loss + (1 - share) * loss_fn(logits, y[other])
             if teacher is not None:
                 loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * distillation_loss(
                     logits, teacher, x * std + mean, cfg.kd_temperature)  # the same augmented view

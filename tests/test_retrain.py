@@ -80,6 +80,7 @@ def test_bad_retrain_inputs_get_one_line(study, run, tmp_path):
              (["--trial", 999], "trial 999 is not a completed trial"),
              (["--best", "--alpha", 2], "--alpha must be in [0, 1], got 2.0"),
              (["--best", "--lr", -1], "--lr must be a positive number, got -1.0"),
+             (["--best", "--mixup", -0.2], "--mixup must be from 0 (off) to 10, got -0.2"),
              (["--best", "--augment", "mirror"], "unknown --augment 'mirror'; valid: none, crop"),
              ([], "needs exactly one of --best or --trial N")]
     for args, message in cases:

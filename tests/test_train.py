@@ -92,6 +92,19 @@ def test_affine_augment_warps_each_image_a_little_and_differently():
     assert len({(round(a, 3), round(b, 3)) for a, b in zip(cy.tolist(), cx.tolist())}) > 32
 
 
+def test_mixup_blends_every_batch_reproducibly_and_still_learns(data):
+    def weights(**cfg):
+        torch.manual_seed(0)
+        model = build(ArchSpec.from_string(SPEC, *data.info.input_shape, data.info.num_classes))
+        result = train(model, data, TrainConfig(epochs=2, lr=2e-2, batch_size=64, **cfg))
+        return result, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    (mixed, w_mixed), (_, w_again), (_, w_plain) = weights(mixup=0.4), weights(mixup=0.4), weights()
+    assert torch.equal(w_mixed, w_again)  # the shares and shuffles follow the seed
+    assert not torch.allclose(w_mixed, w_plain, atol=1e-3)  # and they change what is learnt
+    assert mixed.val_acc > 0.5
+
+
 def test_training_with_augmentation_still_learns(data):
     # Flips and shifts blur these fixed random patterns, yet it must learn far above 0.25.
     assert _train(data, augment="flip-crop").val_acc > 0.5
