@@ -71,7 +71,7 @@ def test_time_plan_benchmark_runs_each_variant_of_the_plan(tmp_path):
     assert "each trial 1s" in row["log"] and "augment crop" in row["log"]  # 14 x 0.4 / 4 = 1.4 s
 
 
-def test_train_recipe_benchmark_trains_one_net_once_per_augmentation(tmp_path, searched_synthetic):
+def test_train_recipe_benchmark_trains_one_net_once_per_recipe(tmp_path, searched_synthetic):
     from conftest import copy_study
     from nas import store
 
@@ -79,12 +79,16 @@ def test_train_recipe_benchmark_trains_one_net_once_per_augmentation(tmp_path, s
     trial = store.pick_trial(store.load_study(study_dir), None).number
     figures = tmp_path / "recipe.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_recipe.py"),
-                           str(study_dir), "--trial", str(trial), "--time", "8s",
-                           "--augments", "none,flip-crop", "--json", str(figures)],
+                           # --time leaves room for a loaded machine's start; one epoch ends each
+                           str(study_dir), "--trial", str(trial), "--time", "60s",
+                           "--train-args", "--epochs 1",
+                           "--recipes", "--augment none; --augment flip-crop --mixup 0.3 "
+                           "--label-smoothing 0", "--json", str(figures)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(figures.read_text())["rows"]
-    assert [r["augment"] for r in rows] == ["none", "flip-crop"]
+    assert [(r["augment"], r["mixup"], r["label_smoothing"]) for r in rows] == [
+        ("none", 0.0, 0.1), ("flip-crop", 0.3, 0.0)]
     assert all(0 <= r["test_acc"] <= 1 and r["epochs"] > 0 for r in rows)
     # Each row is its own retrain of that trial, read from its own sidecar.
     sidecars = [json.loads(p.read_text()) for p in sorted((study_dir / "retrained").glob("*.json"))]
