@@ -67,8 +67,10 @@ def main() -> None:
     p.add_argument("--time", help="pass --time (the CPU default's MAC cap then does not apply)")
     p.add_argument("--budget", default="50000")
     p.add_argument("--json")
+    p.add_argument("--runs-dir", help="keep the study folders (and logs) here (default: a temporary folder)")
     args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="time-plan-"))
+    work = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="time-plan-"))
+    work.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, text in enumerate(args.variant):
         variant = parse(text)
