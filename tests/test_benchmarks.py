@@ -94,3 +94,20 @@ def test_train_recipe_benchmark_trains_one_net_once_per_recipe(tmp_path, searche
     sidecars = [json.loads(p.read_text()) for p in sorted((study_dir / "retrained").glob("*.json"))]
     assert sorted(s["augment"] for s in sidecars) == ["flip-crop", "none"]
     assert {s["trial"] for s in sidecars} == {trial}
+
+
+def test_study_trials_lists_every_sampled_trial_best_first(tmp_path, searched_synthetic):
+    from nas import store
+
+    study_dir, _ = searched_synthetic("cnn", 3, 1)
+    figures = tmp_path / "trials.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "study_trials.py"),
+                           str(study_dir), "--json", str(figures)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(figures.read_text())["trials"]
+    study = store.load_study(study_dir)
+    assert sorted(r["trial"] for r in rows) == [t.number for t in study.trials]
+    complete = [r["score"] for r in rows if r["state"] == "complete"]
+    assert complete == sorted(complete, reverse=True) and rows[0]["state"] == "complete"
+    assert all(r["arch"] == study.trials[r["trial"]].user_attrs["arch_str"] for r in rows)

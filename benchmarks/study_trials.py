@@ -1,0 +1,45 @@
+"""A study's trials as JSON, best first: number, state, search score, params, MACs, the
+epochs its slice or epochs bought, architecture. For reading what a search rewarded (e.g.
+which kind of net its short trials favour), also of a search that was stopped.
+
+    python benchmarks/study_trials.py runs/fer2013-2h --json benchmarks/results/NAME.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    from nas import store
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("study_dir")
+    p.add_argument("--json", required=True)
+    args = p.parse_args()
+    study = store.load_study(args.study_dir)
+    rows = []
+    for t in study.trials:
+        a = t.user_attrs
+        if "arch_str" not in a:
+            continue
+        rows.append({"trial": t.number, "state": t.state.name.lower(),
+                     "score": t.value, "params": a["params"], "macs": a["macs"],
+                     "epochs": a.get("epochs"), "time_slice": a.get("time_slice"),
+                     "infeasible": "infeasible" in a, "arch": a["arch_str"]})
+    rows.sort(key=lambda r: (r["state"] != "complete", -(r["score"] or 0)))
+    figures = {"what": "a study's trials, best first", "study": study.study_name,
+               "script": "benchmarks/study_trials.py " + " ".join(sys.argv[1:]),
+               "date": time.strftime("%Y-%m-%d"), "trials": rows}
+    Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    for r in rows[:15]:
+        print(f"{r['trial']:>4} {r['state']:<9} {r['score'] or 0:.4f} {r['params']:>7,} "
+              f"{r['macs'] / 1e6:6.1f}M  {r['arch']}")
+
+
+if __name__ == "__main__":
+    main()
