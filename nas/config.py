@@ -86,6 +86,7 @@ class SearchConfig:
     sampler: str = "tpe"  # tpe (multi-objective TPE with a pareto objective), tpe-grouped or random
     timeout: int | None = None  # seconds: stop starting trials after this long
     time: Duration | None = None  # seconds: the whole search ends by then, running trial too
+    trial_time: Duration | None = None  # seconds of each --time trial (None: the plan's rule)
     conv_layers: tuple[int, int] | None = None
     max_macs: int | None = None
     min_speed: int | None = None  # images/s a trial must train at here (nas.trainer.TooSlow)
@@ -117,7 +118,7 @@ class SearchConfig:
         if self.epochs is None and self.time is None:
             raise UsageError("epochs may be left out (None) only with a --time limit")
         for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
-                     "min_speed", "jobs", "image_size", "seed", "timeout", "time"):
+                     "min_speed", "jobs", "image_size", "seed", "timeout", "time", "trial_time"):
             check_int(name, getattr(self, name))
         check_positive("memory_limit", self.memory_limit, "a number of GiB > 0", high=1e6)
         check_positive("lr", self.lr)
@@ -205,12 +206,13 @@ def duration_text(seconds: int) -> str:
 
 def _config(merged: dict) -> SearchConfig:
     merged = dict(merged)
-    if merged.get("time") is not None:
-        try:
-            merged["time"] = duration(merged["time"])
-        except ValueError:
-            raise UsageError(f"bad time {merged['time']!r}: expected a duration such as 10m, "
-                             f"2h, 1h30m or 90s") from None
+    for key in ("time", "trial_time"):
+        if merged.get(key) is not None:
+            try:
+                merged[key] = duration(merged[key])
+            except ValueError:
+                raise UsageError(f"bad {key.replace('_', '-')} {merged[key]!r}: expected a duration "
+                                 f"such as 10m, 2h, 1h30m or 90s") from None
     if merged.get("conv_layers") is not None:
         merged["conv_layers"] = parse_range(merged["conv_layers"])
     return SearchConfig(**merged)

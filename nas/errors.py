@@ -26,6 +26,7 @@ INT_RANGES = {
     "image_size": (4, 4096),
     "timeout": (1, 366 * 86400),  # seconds
     "time": (1, 366 * 86400),  # seconds
+    "trial_time": (1, 366 * 86400),  # seconds
     "seed": (0, 2**31 - 1),  # samplers add small offsets; numpy's seeds stop at 2**32
 }
 

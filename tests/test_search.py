@@ -392,6 +392,20 @@ def test_time_ends_the_search_and_its_final_training_by_then(tmp_path, run, jobs
     assert final.record(study)["state"] == "done", out
 
 
+def test_trial_time_sets_every_timed_trials_slice(tmp_path, run):
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--budget", BUDGET,
+                         "--limit-train", 300, "--time", "14s", "--trial-time", "3s",
+                         "--runs-dir", tmp_path, "--study", "t", "--no-progress")
+    assert code == 0, err
+    assert "(each trial 3s)" in out and "trials of 3s each" in out
+    study = load(tmp_path / "t")
+    assert study.trials and {t.user_attrs["time_slice"] for t in study.trials} == {3.0}
+    # Trials start only with a whole slice left in the search's 7 s.
+    assert len(study.trials) <= 7 // 3 + sum(t.state == optuna.trial.TrialState.PRUNED
+                                            for t in study.trials)
+    assert final.record(study)["state"] == "done", out
+
+
 def test_slow_steps_say_what_they_do_in_one_log_line_each(searched, run, tmp_path, monkeypatch):
     from nas import progress
 

@@ -105,7 +105,7 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
 
     trial.set_user_attr("device", str(device))
     if cfg.time:
-        trial.set_user_attr("time_slice", round(trial_seconds(cfg.time), 2))
+        trial.set_user_attr("time_slice", round(trial_seconds(cfg.time, cfg.trial_time), 2))
     else:
         trial.set_user_attr("reports_per_epoch", REPORTS_PER_EPOCH)
     reason = None
@@ -153,7 +153,7 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
 def trial_train_config(cfg: SearchConfig, number: int) -> TrainConfig:
     """How trial ``number`` of a search trains (benchmarks/fidelity.py scores nets the same
     way): its epochs, or under --time its slice of the time (its epochs then a cap)."""
-    timed = {} if cfg.time is None else {"time_limit": trial_seconds(cfg.time),
+    timed = {} if cfg.time is None else {"time_limit": trial_seconds(cfg.time, cfg.trial_time),
                                          "time_reports": TRIAL_REPORTS}
     return TrainConfig(cfg.epochs or EPOCH_CAP, cfg.batch_size, cfg.lr, seed=cfg.seed + number,
                        precision=cfg.precision, cuda_graph=None if cfg.cuda_graph else False,

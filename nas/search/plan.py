@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from nas.errors import UsageError
 from nas.trainer import end_margin
 
 # The search's share of --time; the rest trains the chosen net on every training image.
@@ -23,10 +24,23 @@ LONGEST_SLICE = 25.0
 TRIAL_REPORTS = 4  # validations per slice, at its quarters: where the pruner may stop a trial
 
 
-def trial_seconds(total: float) -> float:
-    """Each trial's slice of a --time ``total``: SLICES of the search's share, at most
-    LONGEST_SLICE seconds each."""
-    return min(total * SEARCH_SHARE / SLICES, LONGEST_SLICE)
+def trial_seconds(total: float, chosen: float | None = None) -> float:
+    """Each trial's slice of a --time ``total``: ``chosen`` (--trial-time) when given, else
+    SLICES of the search's share, at most LONGEST_SLICE seconds each."""
+    return chosen or min(total * SEARCH_SHARE / SLICES, LONGEST_SLICE)
+
+
+def check_trial_time(total: float | None, chosen: float | None) -> None:
+    """--trial-time needs --time, and a slice that fits in the search's share of it."""
+    if chosen is None:
+        return
+    if total is None:
+        raise UsageError(f"--trial-time {chosen}s needs --time: it is the share of a --time "
+                         f"search each trial gets (--epochs sizes trials otherwise)")
+    if chosen > total * SEARCH_SHARE:
+        raise UsageError(f"--trial-time {chosen}s is longer than the search's share of --time "
+                         f"{total}s ({total * SEARCH_SHARE:.0f}s): no trial could run; give at "
+                         f"most that, or more --time")
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,11 @@ class Plan:
     started: float  # time.time() at the command's start
     total: float  # --time, in seconds
     search: bool = True  # False: the search was done by an earlier run; all of it trains
+    chosen_slice: float | None = None  # --trial-time
+
+    @property
+    def slice(self) -> float:
+        return trial_seconds(self.total, self.chosen_slice)
 
     @property
     def search_end(self) -> float:
@@ -46,13 +65,13 @@ class Plan:
 
     def start_trials_until(self) -> float:
         """No trial starts after this: each gets its whole slice before the search's end."""
-        return self.search_end - trial_seconds(self.total)
+        return self.search_end - self.slice
 
     def describe(self, images: int, final_weights: str) -> str:
         def at(t: float) -> str:
             return time.strftime("%H:%M:%S", time.localtime(t))
 
-        search = (f"search until {at(self.search_end)} (each trial {trial_seconds(self.total):.0f}s), "
+        search = (f"search until {at(self.search_end)} (each trial {self.slice:.0f}s), "
                   if self.search else "search done by an earlier run; ")
         return (f"plan: {search}then train the best net on all {images:,} training images "
                 f"until {at(self.end)}, into {final_weights} (nas export --best writes it)")

@@ -24,7 +24,7 @@ from nas.data import Data, load
 from nas.device import memory_limit, on_device
 from nas.errors import UsageError
 from nas.search.objective import make_objective
-from nas.search.plan import Plan, trial_seconds
+from nas.search.plan import Plan, check_trial_time, trial_seconds
 from nas.search.recovery import (STOP_SIGNALS, TimeUp, die_with_parent, ignore_stop_signals,
                                  recover_interrupted, stop_signal, stop_signals_deferred)
 from nas.search.study import (clock, count_states, finished, make_pruner, make_sampler,
@@ -47,6 +47,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     """``started``: time.time() when the command started, which --time counts from (default now)."""
     start = time.perf_counter()
     started = time.time() if started is None else started
+    check_trial_time(cfg.time, cfg.trial_time)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
     configure_logging()
     device = cfg.resolved_device()
@@ -62,10 +63,11 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     # --time: wall-clock times, so --jobs workers (other processes) keep to them too. A
     # trial is started only with its whole slice left before the search's end, and stopped
     # if it runs on past it (by more than half a slice: it has its own time limit).
-    plan = Plan(started, cfg.time, search=held is None or held["state"] == "done") if cfg.time else None
+    plan = (Plan(started, cfg.time, search=held is None or held["state"] == "done",
+                 chosen_slice=cfg.trial_time) if cfg.time else None)
     if plan is not None:
         start_until = plan.start_trials_until()
-        deadline = plan.search_end + trial_seconds(cfg.time) / 2
+        deadline = plan.search_end + plan.slice / 2
         if held is None or held["state"] != "done":
             log(plan.describe(len(data.train_x) + len(data.val_x), f"{cfg.study_dir}/final/"))
     else:
@@ -86,7 +88,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
         else:
             if done:
                 log(f"resuming: {done} {cfg.space!r} trials done, {remaining} to go")
-            each = (f"trials of {trial_seconds(cfg.time):.0f}s each" if cfg.time else
+            each = (f"trials of {trial_seconds(cfg.time, cfg.trial_time):.0f}s each" if cfg.time else
                     f"{remaining} trials x {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}")
             log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
                 f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {each} on "
@@ -245,7 +247,7 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
         ran += 1
         elapsed = time.perf_counter() - start
         if cfg.time and start_until is not None:  # the time, not a count, ends a --time search
-            left = start_until + trial_seconds(cfg.time) - time.time()
+            left = start_until + trial_seconds(cfg.time, cfg.trial_time) - time.time()
             line = f"[{label}{ran} done, search ends in {clock(max(0.0, left))}] {trial_line(t)}"
         else:
             eta = elapsed / ran * (n_trials - ran)
