@@ -8,8 +8,9 @@ import math
 import torch
 from torch import nn
 
-AUGMENTS = ("none", "crop", "flip-crop", "affine")
-# affine: a small random rotation, scale and shift per image, the classic digit augmentation.
+AUGMENTS = ("none", "crop", "flip-crop", "affine", "flip-affine")
+# affine: a small random rotation, scale and shift per image, the classic digit augmentation;
+# flip-affine adds a horizontal flip, for subjects that are left-right symmetric (faces).
 AFFINE_DEGREES, AFFINE_SCALE, AFFINE_SHIFT = 10.0, 0.1, 0.1  # shift: share of the half-side
 
 
@@ -28,18 +29,18 @@ def random_affine(x: torch.Tensor) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Random horizontal flip and/or random translation (pad by 1/8 of the side, crop back),
+    """Random horizontal flip, then a random translation (pad by 1/8 of the side, crop back)
     or a random affine warp (random_affine), of a normalised batch, per image, on the batch's
-    device. Shapes never depend on the draw, so this can sit inside a CUDA graph. Padding is
-    0, the dataset mean."""
+    device, as ``kind`` names them. Shapes never depend on the draw, so this can sit inside a
+    CUDA graph. Padding is 0, the dataset mean."""
     if kind == "none":
         return x
-    if kind == "affine":
-        return random_affine(x).contiguous(memory_format=torch.channels_last)
     n, c, h, w = x.shape
     if "flip" in kind:
         flip = torch.rand(n, 1, 1, 1, device=x.device) < 0.5
         x = torch.where(flip, x.flip(3), x)
+    if "affine" in kind:
+        x = random_affine(x)
     if "crop" in kind:
         pad = max(1, round(min(h, w) / 8))
         padded = nn.functional.pad(x, (pad, pad, pad, pad))

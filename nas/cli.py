@@ -190,6 +190,7 @@ def _add_study(p, many: bool = False) -> None:
 
 def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     """The flags nas train and nas baseline share (their defaults live in the configs)."""
+    from nas.augment import AUGMENTS
     from nas.config import duration_flag
 
     p.add_argument("--epochs", type=_int,
@@ -204,7 +205,7 @@ def _add_training_flags(p, epochs: int, label_smoothing: float) -> None:
     p.add_argument("--mixup", type=float, help="mixup: blend each batch with itself shuffled by a "
                    "Beta(A, A) share, e.g. 0.2 (default 0: off)")
     p.add_argument("--seed", type=_int, help="default 0")
-    p.add_argument("--augment", help="none | crop | flip-crop | affine (default: the search's)")
+    p.add_argument("--augment", help=f"{' | '.join(AUGMENTS)} (default: the search's)")
     p.add_argument("--limit-train", type=_int, help="train on at most N images (default: nas train "
                                                    "all of them, nas baseline the search's)")
 

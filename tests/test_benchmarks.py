@@ -111,3 +111,22 @@ def test_study_trials_lists_every_sampled_trial_best_first(tmp_path, searched_sy
     complete = [r["score"] for r in rows if r["state"] == "complete"]
     assert complete == sorted(complete, reverse=True) and rows[0]["state"] == "complete"
     assert all(r["arch"] == study.trials[r["trial"]].user_attrs["arch_str"] for r in rows)
+
+
+def test_families_benchmark_judges_each_limit_on_the_picks_it_trained(tmp_path):
+    figures = tmp_path / "families.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "families.py"),
+                           "--dataset", "synthetic", "--space", "cnn,mobilenet", "--budget", "20000",
+                           "--time", "16s", "--at", "8k,20k", "--train-time", "60s",
+                           "--search-args", "--limit-train 300", "--train-args", "--epochs 1",
+                           "--runs-dir", str(tmp_path / "runs"), "--json", str(figures)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(figures.read_text())
+    picks = {best["trial"] for row in result["on_search_scores"] for best in row["best"].values() if best}
+    assert result["trained_trials"] == sorted(picks)
+    for row in result["on_trained_nets"]:
+        assert row["by"] == "trained test_acc"
+        assert all(best["trained"]["test_acc"] is not None for best in row["best"].values() if best)
+    trained = sorted((tmp_path / "runs" / "families" / "retrained").glob("trial-*.json"))
+    assert len(trained) == len(picks)

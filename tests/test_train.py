@@ -92,6 +92,29 @@ def test_affine_augment_warps_each_image_a_little_and_differently():
     assert len({(round(a, 3), round(b, 3)) for a, b in zip(cy.tolist(), cx.tolist())}) > 32
 
 
+def test_flip_affine_mirrors_about_half_the_images_and_warps_each_a_little():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 13:15, 5:7] = 1.0  # a dot left of the centre: a flip moves it to the right
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+
+    def centres(kind):
+        out = augment(x.contiguous(memory_format=torch.channels_last), kind)[:, 0]
+        mass = out.sum((1, 2))
+        return (out * ys).sum((1, 2)) / mass, (out * xs).sum((1, 2)) / mass
+
+    _, left = centres("affine")
+    assert (left < 13.5).all()  # no flip: every dot stays left
+    cy, cx = centres("flip-affine")
+    mirrored = cx > 13.5
+    assert 16 <= mirrored.sum() <= 48  # a fair coin per image
+    # Each dot sits near 6 (or 21 mirrored), moved by the warp: rotation about the centre
+    # (up to 10 degrees of 7.5 px off it), scale and shift, a few pixels at most.
+    assert ((torch.where(mirrored, 27 - cx, cx) - 6).abs() <= 3.5).all()
+    assert ((cy - 13.5).abs() <= 3.5).all()
+    assert len({round(v, 3) for v in cx.tolist()}) > 32  # every image warped its own way
+
+
 def test_mixup_blends_every_batch_reproducibly_and_still_learns(data):
     def weights(**cfg):
         torch.manual_seed(0)

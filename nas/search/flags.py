@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from nas.augment import AUGMENTS
 from nas.config import PRUNERS, SAMPLERS, duration_flag
 from nas.datasets import dataset_names
 from nas.errors import integer
@@ -42,7 +43,7 @@ def add_search_parser(sub, func) -> None:
                    help="training batch size (default 128 on CPU, 512 on a GPU)")
     g.add_argument("--lr", type=float, help="peak learning rate, AdamW with warm-up + cosine "
                                              "(default 0.005 x sqrt(batch/128): 0.005 at 128, 0.01 at 512)")
-    g.add_argument("--augment", help="none | crop | flip-crop | affine (default: the dataset's own)")
+    g.add_argument("--augment", help=f"{' | '.join(AUGMENTS)} (default: the dataset's own)")
     g.add_argument("--seed", type=integer, help="sampler and training seed (default 0)")
 
     g = p.add_argument_group("search")
