@@ -5,10 +5,16 @@ study folder and drawn on the study's Pareto plot.
 NAME is a torchvision model (``resnet18``, ``resnet34``, ``mobilenet_v2``, ...: weights
 from scratch, first conv adapted to the input channels, classifier to the classes), a
 hand design from HAND_DESIGNS, or any spec string of our own block language.
+
+Its weights are kept too (``baselines/<name>-<epochs or time>.pt``, named in its row), so a
+larger net the tool trained can teach a searched one: ``nas train --teacher`` of that file
+rebuilds the net from the row's name (our code, never the file's) and loads the tensors.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas import pareto, store
+from nas import files, pareto, store
 from nas.arch import ArchSpec, SpecError
 from nas.budget import count_macs, count_params
 from nas.count import adapt_torchvision, module_rows, torchvision_names
 from nas.errors import UsageError
-from nas.model import build
+from nas.model import build, state_bytes
 from nas.recipe import TrainingRun
 from nas.evaluate import measure_accuracy
 from nas.trainer import train
@@ -71,9 +77,36 @@ def same_run(row: dict) -> tuple:
     return row["name"], None if timed else row["epochs"], timed
 
 
+def weights_name(row: dict) -> str:
+    """baselines/<name>-<e EPOCHS | t SECONDS>.pt, one file per row (same_run), the name made
+    safe for a file name (a spec string may hold any character; a hash keeps them apart)."""
+    name = row["name"]
+    safe = re.sub(r"[^\w.-]+", "_", name)[:60]
+    if safe != name:
+        safe += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    run = f"t{row['time_limit']}s" if row.get("time_limit") else f"e{row['epochs']:g}"
+    return f"baselines/{safe}-{run}.pt"
+
+
+def load_weights(study_dir: Path, path: Path, info) -> tuple[nn.Module, dict]:
+    """The baseline whose row in the study's baselines.json names ``path``: rebuilt from the
+    row's name by make() and the file's tensors loaded (tensors only, shapes checked)."""
+    relative = f"baselines/{path.name}"
+    row = next((r for r in store.read_baselines(study_dir) if r.get("weights") == relative), None)
+    if row is None:
+        raise UsageError(f"{path} is not named by any row of {study_dir / 'baselines.json'}: nas "
+                         f"baseline keeps each model it trained there (run it again to make one)")
+    model = store.load_weights(path, lambda: make(row["name"], info)[0], f"baseline {row['name']}")
+    return model.eval(), row
+
+
 def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
     study, data, device = cfg.load()
+    folder = study_dir / "baselines"
+    if folder.exists() and not store.inside(folder, study_dir):  # planted as a symlink out
+        raise UsageError(f"{folder} leads out of the study folder; nas baseline writes its "
+                         f"weights only inside it (remove the link)")
     model, what, params, macs = make(cfg.name, data.info)
     torch.manual_seed(cfg.seed)
     model = model.to(device)
@@ -88,6 +121,9 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
            "epochs": round(result.epochs, 2), "time_limit": cfg.time,
            "train_images": len(data.train_x), "augment": cfg.augment,
            "train_time": round(result.seconds, 2), "device": str(device)}
+    row["weights"] = weights_name(row)
+    folder.mkdir(exist_ok=True)
+    files.write_bytes(study_dir / row["weights"], state_bytes(model))
     rows = [r for r in store.read_baselines(study_dir) if same_run(r) != same_run(row)]
     store.write_baselines(study_dir, rows + [row])
     pareto.write_front(study, study_dir, data, device)  # re-plot with the new star

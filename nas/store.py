@@ -7,6 +7,7 @@
     runs/<study>/pareto.{csv,json,png}, test_acc.json
     runs/<study>/retrained/trial-N[-kd].pt  nas train's weights, figures beside as .json
     runs/<study>/baselines.json      nas baseline's reference models
+    runs/<study>/baselines/*.pt      their weights (nas.baseline.weights_name)
 
 The Optuna study holds everything else: config, seed and versions (study user attrs) and,
 per trial, the architecture spec, counts, accuracy and timing (trial user attrs).

@@ -81,6 +81,19 @@ def teacher_from_study(path: Path, device: torch.device) -> tuple[torch.nn.Modul
             f"trial {trial.number} of {study_dir} ({trial.user_attrs['arch_str']}, weights {weights})")
 
 
+def teacher_from_baseline(path: Path, data, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """A model nas baseline trained and kept in a study's baselines/ (nas.baseline.load_weights),
+    taking [0, 1] images."""
+    from nas.baseline import load_weights
+
+    study_dir = path.parent.parent
+    net, row = load_weights(study_dir, path, data.info)
+    info = store.load_study(study_dir).user_attrs["data"]
+    return (Normalized(net, info["mean"], info["std"]).to(device).eval(),
+            f"baseline {row['name']} of {study_dir} ({row['model']}, {row['params']:,} params, "
+            f"test_acc {row['test_acc']:.4f})")
+
+
 def teacher_from_code(path: Path, data, device: torch.device) -> torch.nn.Module:
     """--trust-code: any TorchScript classifier, its code run; first on 4 images in a
     time-limited child process (one that never ends fails there, nas.trusted), then here."""
@@ -105,6 +118,8 @@ def load_teacher(given: str, data, device: torch.device, trust_code: bool = Fals
     if path.is_dir() or (path.is_file() and path.parent.name in ("weights", "retrained", "final")
                          and trial_of_weights(path) is not None):
         teacher, what = teacher_from_study(path, device)
+    elif path.is_file() and path.parent.name == "baselines":
+        teacher, what = teacher_from_baseline(path, data, device)
     elif path.is_file() and sidecar_path(path).is_file() and not trust_code:
         spec, _, net = load_model(path)
         teacher, what = net.to(device), f"{given} ({spec.to_string()}, from {sidecar_path(path).name})"

@@ -47,6 +47,34 @@ def test_distillation_alone_teaches_the_student(study, run, tmp_path, monkeypatc
     assert figures["val_acc"] > max(0.5, teacher["val_acc"] - 0.1), (figures["val_acc"], teacher["val_acc"])
 
 
+def test_a_baseline_the_tool_trained_teaches_a_searched_net(study, run, tmp_path):
+    own = copy_study(study, tmp_path / "syn")
+    code, _, err = run("baseline", "mnist-gap-8k", own, "--epochs", 3)
+    assert code == 0, err
+    (row,) = [r for r in json.loads((own / "baselines.json").read_text()) if r["name"] == "mnist-gap-8k"]
+    assert row["weights"] == "baselines/mnist-gap-8k-e3.pt" and (own / row["weights"]).is_file()
+    code, out, err = run("train", own, "--best", "--epochs", 6, "--teacher", own / row["weights"],
+                         "--alpha", 1.0, "--temperature", 2)
+    assert code == 0, err
+    assert "distilling from baseline mnist-gap-8k" in out
+    figures = json.loads(next((own / "retrained").glob("trial-*-kd.json")).read_text())
+    # From the baseline's soft targets alone it learns the task: chance is 0.25.
+    assert figures["val_acc"] > 0.5, (figures["val_acc"], row["val_acc"])
+    # A weights file in baselines/ that no row names is refused; so is one its row's net
+    # does not fit (the name rebuilt by nas, the file's tensors checked against it).
+    planted = own / "baselines" / "planted.pt"
+    planted.write_bytes((own / row["weights"]).read_bytes())
+    code, _, err = run("train", own, "--best", "--teacher", planted)
+    assert code == 2 and "is not named by any row of" in err and err.count("\n") == 1
+    rows = json.loads((own / "baselines.json").read_text())
+    for r in rows:
+        if r["name"] == "mnist-gap-8k":
+            r["name"] = "mnist-cnn-110k"
+    (own / "baselines.json").write_text(json.dumps(rows))
+    code, _, err = run("train", own, "--best", "--teacher", own / row["weights"])
+    assert code == 2 and "does not hold weights for baseline mnist-cnn-110k" in err, err
+
+
 def test_retrain_augments_as_the_search_did_unless_told(run, tmp_path):
     runs = tmp_path / "runs"
     code, _, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--budget", BUDGET,
