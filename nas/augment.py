@@ -4,6 +4,7 @@ so it can sit inside a captured CUDA graph."""
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 from torch import nn
@@ -26,6 +27,14 @@ def random_affine(x: torch.Tensor) -> torch.Tensor:
                          torch.stack([sin, cos, draw[:, 3] * AFFINE_SHIFT], 1)], 1)
     grid = nn.functional.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return nn.functional.grid_sample(x, grid, align_corners=False)
+
+
+def mixup_draw(rng: random.Random, alpha: float, batch: int, device) -> tuple[float, torch.Tensor]:
+    """One mixup draw from ``rng``: the share (Beta(alpha, alpha)) of a batch kept, and the
+    shuffle of it blended in."""
+    share = rng.betavariate(alpha, alpha)
+    seed = torch.Generator().manual_seed(rng.getrandbits(63))
+    return share, torch.randperm(batch, generator=seed).to(device)
 
 
 def augment(x: torch.Tensor, kind: str) -> torch.Tensor:

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from nas.augment import augment
+from nas.augment import augment, mixup_draw
 from nas.data import Data
 from nas.evaluate import BN_IMAGES, autocast, normalize, stats, validate
 
@@ -64,9 +64,8 @@ class TrainConfig:
     # re-estimated on quick_images training images, then the first quick_images of validation.
     reports_per_epoch: int = 1
     quick_images: int = 500
-    # Stop at the first report if training ran below this many images/s. MACs are a loose
-    # guide to CPU time (issue 14: a 1.2M-MAC net trained 8x slower than a 1.6M-MAC one), so
-    # a search that must leave time for a retrain can cap the measured speed instead.
+    # Stop at the first report if training ran below this many images/s: MACs are a loose
+    # guide to CPU time, so a search that must leave time for a retrain caps the speed itself.
     min_speed: float | None = None
     # A time budget instead of an epoch count (--time of search, train and baseline): train
     # until time_limit seconds after the call, the final validation included, with the LR
@@ -221,12 +220,9 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     mixing = random.Random(cfg.seed)  # the mixup shares and shuffles, seeded like the rest
 
     def step() -> None:
-        x = augment(normalize(data.train_x[idx], mean, std), kind)
-        y = data.train_y[idx]
+        x, y = augment(normalize(data.train_x[idx], mean, std), kind), data.train_y[idx]
         if cfg.mixup:
-            share = mixing.betavariate(cfg.mixup, cfg.mixup)
-            other = torch.randperm(batch, generator=torch.Generator().manual_seed(
-                mixing.getrandbits(63))).to(device)
+            share, other = mixup_draw(mixing, cfg.mixup, batch, device)
             x = share * x + (1 - share) * x[other]
         optimizer.zero_grad(set_to_none=True)  # in a capture, backward then allocates the grads
         with autocast(device, bf16):
