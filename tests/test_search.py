@@ -266,6 +266,26 @@ def test_shipped_study_presets_are_valid():
         assert cfg.study_name and cfg.trials >= 1
 
 
+def test_the_fer2013_presets_hold_the_rows_they_are_for():
+    """The users' FER2013 rows: <= 50k and <= 25k params, 2-4 conv layers up to 1M, both
+    families in one study; each a --time search of at most three hours."""
+    from conftest import REPO
+    from nas.cli import _search_config, build_parser
+
+    def preset(name):
+        path = REPO / "studies" / f"{name}.toml"
+        return _search_config(build_parser().parse_args(["search", "--config", str(path)]))[0]
+
+    rows = {"fer2013-50k-2h": 50_000, "fer2013-25k-2h": 25_000, "fer2013-2to4conv-1m": 1_000_000,
+            "fer2013-families": 50_000}
+    for name, budget in rows.items():
+        cfg = preset(name)
+        assert (cfg.dataset, cfg.budget, cfg.study_name) == ("fer2013", budget, name)
+        assert cfg.time is not None and cfg.time <= 3 * 3600 and cfg.epochs is None
+    assert preset("fer2013-2to4conv-1m").conv_layers == (2, 4)
+    assert set(preset("fer2013-families").spaces) == {"cnn", "mobilenet"}
+
+
 def test_optuna_dashboard_opens_the_printed_storage_url(searched):
     """Start the real optuna-dashboard on loopback with the URL `nas search` printed."""
     import re
