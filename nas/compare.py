@@ -62,7 +62,8 @@ def compare(study_dirs: list[str], limits: list[int] | None = None,
         picks = {name: best_within(rows, limit) for name, rows in all_groups.items()}
         trained = {name: latest_retrain(folders[name], r.trial) if r else None
                    for name, r in picks.items()}
-        on_trained = all(trained[name] for name, r in picks.items() if r is not None)
+        chosen = [name for name, r in picks.items() if r is not None]
+        on_trained = bool(chosen) and all(trained[name] for name in chosen)
 
         def score(name: str) -> float:
             return trained[name]["test_acc"] if on_trained else picks[name].val_acc
