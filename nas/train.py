@@ -189,14 +189,19 @@ RETRAIN_FIGURES = {"trial": int, "params": int, "test_acc": float, "epochs": (in
                    "augment": str, "label_smoothing": (int, float)}
 
 
+def retrain_names(first: Path):
+    """The names retrains of one trial take, in order: trial-N.pt, trial-N-2.pt, ..."""
+    yield first
+    for n in itertools.count(2):
+        yield first.with_name(f"{first.stem}-{n}.pt")
+
+
 def latest_retrain(study_dir: Path, number: int) -> dict | None:
     """The figures of trial ``number``'s latest nas train run without a teacher
     (retrained/trial-N.json, trial-N-2.json, ...), with "weights" added; None when it has
     none, or its .json is not one nas train writes."""
-    first = store.retrained_path(study_dir, number)
     latest = None
-    for n in itertools.count(1):
-        path = first if n == 1 else first.with_name(f"{first.stem}-{n}.pt")
+    for path in retrain_names(store.retrained_path(study_dir, number)):
         if not path.exists() and not path.with_suffix(".json").exists():
             break  # names are claimed in order (save_retrained): none after a free one
         try:
@@ -218,8 +223,7 @@ def save_retrained(study_dir: Path, number: int, tag: str, model: torch.nn.Modul
     first = store.retrained_path(study_dir, number, tag)
     first.parent.mkdir(parents=True, exist_ok=True)
     data = state_bytes(model)
-    for n in itertools.count(1):
-        path = first if n == 1 else first.with_name(f"{first.stem}-{n}.pt")
+    for path in retrain_names(first):
         if not path.with_suffix(".json").exists() and files.write_new(path, data):
             files.write_json(path.with_suffix(".json"), figures)
             return path
