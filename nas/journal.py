@@ -29,6 +29,9 @@ from nas.errors import UsageError
 RECORD_START = b'{"op_code":'  # how Optuna's JournalFileBackend writes every record
 # Optuna's lock gives up waiting and removes a lock file unchanged for this long.
 LOCK_GRACE_SECONDS = 30
+# How long a young lock may stand before it is worth a word: a live writer holds it for the
+# microseconds of one append, so one still there after this is held by a stuck or killed writer.
+LOCK_SETTLE_SECONDS = 2.0
 
 
 def open_lock(path: str):
@@ -93,11 +96,17 @@ def repair(path: str) -> None:
 def clear_stale_lock(lock_file: Path) -> None:
     """A lock file is held for the microseconds of one append. One older than Optuna's grace
     period was left by a writer killed mid-append: Optuna would wait that long again in
-    silence before removing it; it is removed now, and said. A younger one is said too."""
-    try:
-        age = time.time() - lock_file.stat().st_mtime
-    except OSError:
-        return
+    silence before removing it; it is removed now, and said. A younger one is given a moment
+    to go (a live writer's, mid-append: nothing to say) and said only if it stays."""
+    settle_until = time.monotonic() + LOCK_SETTLE_SECONDS
+    while True:
+        try:
+            age = time.time() - lock_file.stat().st_mtime
+        except OSError:
+            return
+        if age > LOCK_GRACE_SECONDS or time.monotonic() > settle_until:
+            break
+        time.sleep(0.01)
     if age > LOCK_GRACE_SECONDS:
         try:
             lock_file.unlink()

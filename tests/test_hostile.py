@@ -23,7 +23,7 @@ from PIL import Image
 
 import hostile
 from conftest import copy_study, writable_study
-from nas import store
+from nas import journal, store
 from nas.arch import ArchSpec
 from nas.budget import count_params
 
@@ -115,6 +115,24 @@ def test_a_stale_journal_lock_is_said_at_once_and_readers_take_none(study, run):
                      rf"writer killed mid-append", err)
     assert said and int(said.group(1)) >= 3600, err  # an hour, plus however long the commands took
     assert not lock.exists()
+
+
+def test_a_live_writers_lock_passes_unsaid_and_one_that_stays_is_said(tmp_path, capsys):
+    import threading
+
+    log = tmp_path / "journal.log"
+    log.write_bytes(b"")
+    writer = journal.open_lock(str(log))  # Optuna's own lock, as a second worker holds it
+    writer.acquire()
+    released = threading.Timer(0.05, writer.release)
+    released.start()
+    journal.clear_stale_lock(Path(str(log) + ".lock"))  # opening the study meanwhile
+    released.join()
+    assert capsys.readouterr().err == ""
+    writer.acquire()  # and one that is not released: a writer stuck or killed mid-append
+    journal.clear_stale_lock(Path(str(log) + ".lock"))
+    assert "journal.log.lock exists: another writer holds it" in capsys.readouterr().err
+    writer.release()
 
 
 def test_a_model_file_is_data_unless_the_user_trusts_its_code(tmp_path, run, monkeypatch):
