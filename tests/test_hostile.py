@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,8 +119,6 @@ def test_a_stale_journal_lock_is_said_at_once_and_readers_take_none(study, run):
 
 
 def test_a_live_writers_lock_passes_unsaid_and_one_that_stays_is_said(tmp_path, capsys):
-    import threading
-
     log = tmp_path / "journal.log"
     log.write_bytes(b"")
     writer = journal.open_lock(str(log))  # Optuna's own lock, as a second worker holds it
