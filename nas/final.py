@@ -72,14 +72,16 @@ def done(study: optuna.Study, study_dir: str | Path) -> tuple[optuna.trial.Froze
 def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device,
                 augment: str, until: float, log=print) -> dict:
     """Train the study's best trial until ``until`` (time.time()), as the module says."""
-    trial = store.pick_trial(study, None)
+    trial = store.pick_trial(study, None)  # the runoff's winner, when a runoff ran
     spec = store.trial_spec(trial, study)
+    look = next((held for held in store.runoff_looks(study) if held["trial"] == trial.number), None)
     study.set_user_attr(FINAL_ATTR, {"state": "training", "trial": trial.number,
                                      "host": platform.node(), "pid": os.getpid()})
     every = replace(data, train_x=torch.cat([data.train_x, data.val_x]),
                     train_y=torch.cat([data.train_y, data.val_y]))
     seconds = until - time.time()
-    log(f"final training: trial {trial.number} ({trial.user_attrs['arch_str']}, "
+    log(f"final training: trial {trial.number}{' (the runoff winner)' if look else ''} "
+        f"({trial.user_attrs['arch_str']}, "
         f"{trial.user_attrs['params']:,} params) from scratch on all {len(every.train_x):,} "
         f"training images for {seconds:.0f}s, augment {augment}, label smoothing {LABEL_SMOOTHING}")
     torch.manual_seed(trial.number)
@@ -96,6 +98,7 @@ def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device
     figures = {"state": "done", "trial": trial.number, "arch": trial.user_attrs["arch_str"],
                "params": trial.user_attrs["params"], "test_acc": test_acc,
                "search_val_acc": store.trial_val_acc(trial),
+               "runoff_val_acc": look and look["val_acc"],
                "val_acc": None,  # the validation split was trained on
                "epochs": round(result.epochs, 2), "train_images": len(every.train_x),
                "train_time": round(result.seconds, 2), "augment": augment,

@@ -158,14 +158,32 @@ def trial_val_acc(trial: optuna.trial.FrozenTrial) -> float | None:
     return trial.values[0] if trial.values else None
 
 
+RUNOFF_ATTR = "runoff"  # nas.runoff's looks: [{"trial": N, "val_acc": A, ...}, ...]
+
+
+def runoff_looks(study: optuna.Study) -> list[dict]:
+    """The runoff's looks the study holds (nas.runoff), checked: a journal may be edited."""
+    looks = study.user_attrs.get(RUNOFF_ATTR, [])
+    if not isinstance(looks, list) or not all(
+            isinstance(held, dict) and type(held.get("trial")) is int
+            and type(held.get("val_acc")) in (int, float) for held in looks):
+        raise UsageError(f"study {study.study_name!r}: its {RUNOFF_ATTR!r} record is not one nas "
+                         f"writes; the study was edited or damaged")
+    return looks
+
+
 def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
-    """Trial ``number``, or the completed trial with the best validation accuracy."""
+    """Trial ``number``, or the best: the runoff's winner when a runoff ran (nas.runoff),
+    else the completed trial with the best validation accuracy."""
     done = completed_trials(study)
     if not done:
         raise UsageError(f"study {study.study_name!r} has no completed trial yet; run "
                          f"`nas search` first (or wait for a trial to finish)")
     if number is None:
-        return max(done, key=lambda t: (trial_val_acc(t), -t.user_attrs["params"]))
+        if looks := runoff_looks(study):
+            number = max(looks, key=lambda held: held["val_acc"])["trial"]
+        else:
+            return max(done, key=lambda t: (trial_val_acc(t), -t.user_attrs["params"]))
     for trial in done:
         if trial.number == number:
             return trial

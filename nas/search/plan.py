@@ -22,6 +22,14 @@ SLICES = 12
 # same seed, longer slices re-score the same nets, while more slices let TPE try new ones.
 LONGEST_SLICE = 25.0
 TRIAL_REPORTS = 4  # validations per slice, at its quarters: where the pruner may stop a trial
+# A slice ranks nets by how fast they learn, not by where they end: on faces the nets that
+# win 25 s (no batch norm, flatten heads) plateau early in a long training. So a long
+# enough --time ends its search share with a runoff (nas.runoff): the best nets of
+# RUNOFF_NETS different kinds, each trained again with the final recipe for its share of
+# RUNOFF_SHARE of the search's time, and the final training takes the runoff's winner.
+RUNOFF_NETS = 3
+RUNOFF_SHARE = 0.4
+SHORTEST_LOOK = 4 * LONGEST_SLICE  # a shorter runoff look would re-rank by the same speed
 
 
 def trial_seconds(total: float, chosen: float | None = None) -> float:
@@ -56,7 +64,19 @@ class Plan:
 
     @property
     def search_end(self) -> float:
+        """When the final training starts (the runoff, if any, ends here)."""
         return self.started + (self.total * SEARCH_SHARE if self.search else 0.0)
+
+    @property
+    def look(self) -> float:
+        """Seconds of each runoff net's training; 0: no runoff (too short a --time)."""
+        each = self.total * SEARCH_SHARE * RUNOFF_SHARE / RUNOFF_NETS
+        return each if self.search and each >= SHORTEST_LOOK else 0.0
+
+    @property
+    def slices_end(self) -> float:
+        """When the search's trial slices end (and the runoff starts)."""
+        return self.search_end - self.look * RUNOFF_NETS
 
     @property
     def end(self) -> float:
@@ -65,13 +85,15 @@ class Plan:
 
     def start_trials_until(self) -> float:
         """No trial starts after this: each gets its whole slice before the search's end."""
-        return self.search_end - self.slice
+        return self.slices_end - self.slice
 
     def describe(self, images: int, final_weights: str) -> str:
         def at(t: float) -> str:
             return time.strftime("%H:%M:%S", time.localtime(t))
 
-        search = (f"search until {at(self.search_end)} (each trial {self.slice:.0f}s), "
+        runoff = (f", then a runoff of the best {RUNOFF_NETS} kinds of net ({self.look:.0f}s each) "
+                  f"until {at(self.search_end)}" if self.look else "")
+        search = (f"search until {at(self.slices_end)} (each trial {self.slice:.0f}s){runoff}, "
                   if self.search else "search done by an earlier run; ")
         return (f"plan: {search}then train the best net on all {images:,} training images "
                 f"until {at(self.end)}, into {final_weights} (nas export --best writes it)")

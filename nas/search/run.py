@@ -17,14 +17,14 @@ import optuna
 import torch
 
 import search_spaces
-from nas import datasets, final, pareto, storage, store, urls
+from nas import datasets, final, pareto, runoff, storage, store, urls
 from nas.budget import check
 from nas.config import SearchConfig
 from nas.data import Data, load
 from nas.device import memory_limit, on_device
 from nas.errors import UsageError
 from nas.search.objective import make_objective
-from nas.search.plan import Plan, check_trial_time, trial_seconds
+from nas.search.plan import RUNOFF_NETS, Plan, check_trial_time, trial_seconds
 from nas.search.recovery import (STOP_SIGNALS, TimeUp, die_with_parent, ignore_stop_signals,
                                  recover_interrupted, stop_signal, stop_signals_deferred)
 from nas.search.study import (clock, count_states, finished, make_pruner, make_sampler,
@@ -67,7 +67,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
                  chosen_slice=cfg.trial_time) if cfg.time else None)
     if plan is not None:
         start_until = plan.start_trials_until()
-        deadline = plan.search_end + plan.slice / 2
+        deadline = plan.slices_end + plan.slice / 2
         if held is None or held["state"] != "done":
             log(plan.describe(len(data.train_x) + len(data.val_x), f"{cfg.study_dir}/final/"))
     else:
@@ -119,9 +119,11 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     trained = held if held is not None and held["state"] == "done" else None
     if plan is not None and trained is None:
         if store.completed_trials(study):
-            trained = final.train_final(study, cfg.study_dir, on_device(data, device), device,
-                                        cfg.augment or datasets.long_augment(cfg.dataset),
-                                        plan.end, log)
+            data, recipe = on_device(data, device), cfg.augment or datasets.long_augment(cfg.dataset)
+            if plan.look:
+                runoff.run_runoff(study, data, device, recipe, RUNOFF_NETS, plan.look,
+                                  plan.search_end, log)
+            trained = final.train_final(study, cfg.study_dir, data, device, recipe, plan.end, log)
         else:
             log("no trial completed in the search's share of --time: no net to train; give "
                 "more time, or a smaller search (--max-macs, --budget)")
