@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Neural-architecture search under a parameter budget.")
     parser.add_argument("--version", action="version", version=f"nas {nas.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                title="commands", metavar="COMMAND")
     from nas.search.flags import add_search_parser
 
     add_search_parser(sub, cmd_search)
@@ -297,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv  # taken anywhere: `nas search ... --debug` too
     try:
-        args = build_parser().parse_args([a for a in argv if a != "--debug"])
+        given = [a for a in argv if a != "--debug"]
+        if not given:  # as git and optuna do: the commands, a line each, not an error
+            print(build_parser().format_help(), end="")
+            return 0
+        args = build_parser().parse_args(given)
         args.started = started
         return args.func(args)
     except UsageError as exc:
