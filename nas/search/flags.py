@@ -55,9 +55,9 @@ def add_search_parser(sub, func) -> None:
     g.add_argument("--sampler", help=f"{' | '.join(SAMPLERS)} (default tpe)")
     g.add_argument("--pruner", help=f"{' | '.join(PRUNERS)} (default median)")
     g.add_argument("--timeout", type=integer, help="seconds: start no trial after this long")
-    g.add_argument("--time", type=duration_flag, help="the whole command's time: search, then the best "
-                   "net trained on every training image until then (10m, 2h, 1h30m); nas export --best "
-                   "writes that model")
+    g.add_argument("--time", type=duration_flag, help="the whole command's time: search (from 25m on, "
+                   "ending in a runoff of the best kinds of net), then the best net trained on every "
+                   "training image until then (10m, 2h, 1h30m); nas export --best writes that model")
     g.add_argument("--trial-time", type=duration_flag, help="with --time: each trial's slice, e.g. "
                    "100s (default: a twelfth of the search's half, at most 25s)")
     g.add_argument("--full", action="store_true", help="full size (20 trials x 3 epochs on every "
