@@ -34,6 +34,7 @@ class Count:
     params: int
     macs: int | None
     not_counted: tuple[str, ...] = ()  # computation the MAC rule skips, named for a warning
+    thop: int | None = None  # thop's total for the same model, where thop can profile it
 
 
 # Modules that compute with weights outside Conv2d/Linear leaves, which the hooks miss
@@ -100,8 +101,27 @@ def _count_spec(text: str, shape, num_classes) -> Count:
     except SpecError as exc:
         raise UsageError(f"{text!r} is not a file, a torchvision model (e.g. resnet18, alexnet, "
                          f"mobilenet_v2) or a valid spec string: {exc}") from None
+    from nas.model import build
+
     return Count(f"spec {spec.to_string()}", shape, rows, sum(r.params for r in rows),
-                 sum(r.macs for r in rows))
+                 sum(r.macs for r in rows), thop=thop_macs(build(spec), shape))
+
+
+def thop_macs(model, shape) -> int | None:
+    """thop's count ("MACs") of ``model`` on one image, profiled on a throwaway copy (thop
+    leaves buffers on the modules it profiles); None where thop cannot run it."""
+    import copy
+
+    import thop
+    import torch
+
+    try:
+        with torch.no_grad():
+            ops, _ = thop.profile(copy.deepcopy(model).eval(), inputs=(torch.zeros(1, *shape),),
+                                  verbose=False)
+    except Exception:  # thop's hooks fail on some module types; its figure is then not shown
+        return None
+    return int(ops)
 
 
 def module_rows(model, shape) -> list[Row]:
@@ -142,7 +162,7 @@ def module_rows(model, shape) -> list[Row]:
 def count_module(model, what, shape) -> Count:
     rows = module_rows(model, shape)
     return Count(what, shape, rows, sum(p.numel() for p in model.parameters()),
-                 sum(r.macs or 0 for r in rows), not_counted(model))
+                 sum(r.macs or 0 for r in rows), not_counted(model), thop_macs(model, shape))
 
 
 def not_counted(model) -> tuple[str, ...]:
@@ -244,6 +264,9 @@ def table(result: Count) -> str:
                      f"{'' if r.macs is None else format(r.macs, ','):>15}")
     macs = "n/a" if result.macs is None else f"{result.macs:,}"
     lines.append(f"{'total':<61} {result.params:>12,} {macs:>15}")
+    if result.thop is not None:
+        lines.append(f"thop: {result.thop:,} MACs (its Conv2d and Linear counts are ours; it also "
+                     f"counts batch norm, pooling and residual adds as operations)")
     if result.not_counted:
         lines.append(f"warning: MACs count Conv2d and Linear layers only; not counted: "
                      f"{', '.join(result.not_counted)} (e.g. attention's in-projection and "

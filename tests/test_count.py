@@ -2,6 +2,7 @@
 
 import json
 
+import thop
 import torch
 
 from nas.arch import ArchSpec
@@ -16,8 +17,8 @@ def test_torchvision_models_print_their_published_parameter_counts(run):
     for name, params in (("alexnet", "61,100,840"), ("resnet34", "21,797,672")):
         code, out, err = run("count", name)
         assert code == 0, err
-        total = out.strip().splitlines()[-1].split()
-        assert total[0] == "total" and total[1] == params, out
+        total = next(line for line in out.splitlines() if line.startswith("total")).split()
+        assert total[1] == params, out
     assert count("resnet18", (3, 32, 32), 50).params == 11_202_162  # adapted head: 512*50+50
 
 
@@ -30,6 +31,16 @@ def test_spec_counts_come_from_the_spec_and_match_the_built_model():
     # Counting the built module by hooks gives the same per-layer MACs.
     module = count_module(build(spec), "m", (1, 48, 48))
     assert module.params == result.params and module.macs == result.macs
+
+
+def test_thops_figure_is_shown_beside_ours_and_differs_only_by_what_is_not_a_mac(run):
+    spec = ArchSpec.from_string(SPEC, 1, 48, 48, 7)
+    model = build(spec).eval()
+    ops, _ = thop.profile(model, inputs=(torch.zeros(1, 1, 48, 48),), verbose=False)
+    result = count(SPEC, (1, 48, 48), 7)
+    assert result.thop == int(ops) > result.macs  # batch norm and the pooling are ops to thop
+    code, out, err = run("count", SPEC, "--input", "1x48x48", "--classes", 7)
+    assert code == 0 and f"thop: {int(ops):,} MACs" in out, err
 
 
 def test_a_torchscript_file_nas_did_not_export_is_counted_only_with_trust_code(tmp_path, run):
