@@ -1,5 +1,6 @@
 """A study's trials as JSON, best first: number, state, search score, params, MACs, the
-epochs its slice or epochs bought, architecture. For reading what a search rewarded (e.g.
+epochs its slice or epochs bought, architecture; and a --time search's runoff looks and
+final training, when it has them. For reading what a search rewarded (e.g.
 which kind of net its short trials favour), also of a search that was stopped.
 
     python benchmarks/study_trials.py runs/fer2013-2h --json benchmarks/results/NAME.json
@@ -34,11 +35,15 @@ def main() -> None:
     rows.sort(key=lambda r: (r["state"] != "complete", -(r["score"] or 0)))
     figures = {"what": "a study's trials, best first", "study": study.study_name,
                "script": "benchmarks/study_trials.py " + " ".join(sys.argv[1:]),
-               "date": time.strftime("%Y-%m-%d"), "trials": rows}
+               "date": time.strftime("%Y-%m-%d"), "runoff": store.runoff_looks(study),
+               "final": study.user_attrs.get("final"), "trials": rows}
     Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     for r in rows[:15]:
         print(f"{r['trial']:>4} {r['state']:<9} {r['score'] or 0:.4f} {r['params']:>7,} "
               f"{r['macs'] / 1e6:6.1f}M  {r['arch']}")
+    for look in figures["runoff"]:
+        print(f"runoff: trial {look['trial']} val_acc {look['val_acc']:.4f} after {look['epochs']} "
+              f"epochs (search score {look['search_val_acc']:.4f})")
 
 
 if __name__ == "__main__":
