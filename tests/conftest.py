@@ -140,14 +140,15 @@ def dashboard_study_names(storage_url: str) -> set[str]:
                                "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        # Until it answers, or its process ends (a dashboard that cannot start): how long it
+        # takes to start on a loaded machine is not what is tested.
+        while server.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as r:
                     return {s["study_name"] for s in json.loads(r.read())["study_summaries"]}
             except OSError:
                 time.sleep(0.3)
-        raise AssertionError("optuna-dashboard did not answer within 30 s")
+        raise AssertionError(f"optuna-dashboard exited with {server.returncode} before it answered")
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import optuna
@@ -56,25 +57,43 @@ def postgres_url():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _trials_so_far(url: str) -> list:
+    """The shared study's trials, or none while the first search has not created it yet."""
+    try:
+        return optuna.load_study(study_name="shared", storage=url).trials
+    except KeyError:
+        return []
+
+
 def test_two_searches_fill_one_postgresql_study_and_the_dashboard_opens_it(tmp_path, postgres_url):
     cmd = [sys.executable, "-m", "nas", "search", "--dataset", "synthetic", "--space", "cnn",
-           "--budget", "15000", "--limit-train", "128", "--epochs", "1", "--trials", "12",
+           "--budget", "15000", "--limit-train", "128", "--epochs", "1",
            "--pruner", "none", "--study", "shared", "--storage", postgres_url, "--no-progress"]
-    # Two "machines": each its own runs folder, one database.
-    procs = [subprocess.Popen(cmd + ["--runs-dir", str(tmp_path / f"machine{i}"), "--seed", str(i)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in (1, 2)]
+    # Two "machines": each its own runs folder, one database. The second starts once the
+    # first has finished a trial, and --trials is the study's total, which the first (6)
+    # reaches before the second (12): so both take part, whichever is faster, and they
+    # write to the one study at the same time for as long as both run.
+    def machine(i: int, trials: int) -> subprocess.Popen:
+        return subprocess.Popen(cmd + ["--trials", str(trials), "--runs-dir", str(tmp_path / f"machine{i}"),
+                                       "--seed", str(i)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = machine(1, 6)
+    while not any(t.state.is_finished() for t in _trials_so_far(postgres_url)):
+        assert first.poll() is None, first.communicate()[1]
+        time.sleep(0.2)
+    procs = [first, machine(2, 12)]
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
     study = optuna.load_study(study_name="shared", storage=postgres_url)
     trials = study.trials
-    # --trials is the study's total: each stops once 12 are finished; a trial in flight in
-    # the other process when that happens may add one more.
+    # Each stops once the study holds its --trials finished; a trial in flight in the other
+    # process when that happens may add one more.
     assert 12 <= len(trials) <= 13
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert all(t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL for t in trials)
-    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both took part
+    assert {t.user_attrs["pid"] for t in trials} == {p.pid for p in procs}  # both took part
     # Each machine's study folder points at the shared database and sees every trial.
     for i in (1, 2):
         assert len(store.load_study(tmp_path / f"machine{i}" / "shared", postgres_url).trials) == len(trials)
