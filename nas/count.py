@@ -263,10 +263,10 @@ def table(result: Count) -> str:
         lines.append(f"{r.name:<40} {r.kind:<20} {r.params:>12,} "
                      f"{'' if r.macs is None else format(r.macs, ','):>15}")
     macs = "n/a" if result.macs is None else f"{result.macs:,}"
-    lines.append(f"{'total':<61} {result.params:>12,} {macs:>15}")
     if result.thop is not None:
         lines.append(f"thop: {result.thop:,} MACs (its Conv2d and Linear counts are ours; it also "
                      f"counts batch norm, pooling and residual adds as operations)")
+    lines.append(f"{'total':<61} {result.params:>12,} {macs:>15}")
     if result.not_counted:
         lines.append(f"warning: MACs count Conv2d and Linear layers only; not counted: "
                      f"{', '.join(result.not_counted)} (e.g. attention's in-projection and "
