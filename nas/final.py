@@ -98,7 +98,7 @@ def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device
     figures = {"state": "done", "trial": trial.number, "arch": trial.user_attrs["arch_str"],
                "params": trial.user_attrs["params"], "test_acc": test_acc,
                "search_val_acc": store.trial_val_acc(trial),
-               "runoff_val_acc": look and look["val_acc"],
+               "runoff_val_acc": look["val_acc"] if look else None,
                "val_acc": None,  # the validation split was trained on
                "epochs": round(result.epochs, 2), "train_images": len(every.train_x),
                "train_time": round(result.seconds, 2), "augment": augment,

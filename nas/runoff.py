@@ -35,10 +35,8 @@ def kind(trial: optuna.trial.FrozenTrial) -> tuple:
 
 
 def entrants(study: optuna.Study, nets: int) -> list[optuna.trial.FrozenTrial]:
-    """The best completed trial of each kind, best kinds first, at most ``nets`` of them
-    (ties: the smaller net first, as store.pick_trial breaks them)."""
-    ranked = sorted(store.completed_trials(study),
-                    key=lambda t: (-store.trial_val_acc(t), t.user_attrs["params"]))
+    """The best completed trial of each kind, best kinds first, at most ``nets`` of them."""
+    ranked = sorted(store.completed_trials(study), key=store.search_rank, reverse=True)
     chosen, seen = [], set()
     for trial in ranked:
         if (k := kind(trial)) not in seen:

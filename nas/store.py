@@ -158,6 +158,11 @@ def trial_val_acc(trial: optuna.trial.FrozenTrial) -> float | None:
     return trial.values[0] if trial.values else None
 
 
+def search_rank(trial: optuna.trial.FrozenTrial) -> tuple:
+    """How the search ranks its completed trials: validation accuracy, then the smaller net."""
+    return trial_val_acc(trial), -trial.user_attrs["params"]
+
+
 RUNOFF_ATTR = "runoff"  # nas.runoff's looks: [{"trial": N, "val_acc": A, ...}, ...]
 
 
@@ -183,7 +188,7 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
         if looks := runoff_looks(study):
             number = max(looks, key=lambda held: held["val_acc"])["trial"]
         else:
-            return max(done, key=lambda t: (trial_val_acc(t), -t.user_attrs["params"]))
+            return max(done, key=search_rank)
     for trial in done:
         if trial.number == number:
             return trial
