@@ -20,7 +20,8 @@ from pathlib import Path
 import optuna
 import torch
 
-from nas import store
+from nas import records
+from nas.storage import load_study
 
 
 def main() -> None:
@@ -45,11 +46,13 @@ def main() -> None:
         seconds = time.time() - start
         if proc.returncode != 0:
             sys.exit(f"search failed ({proc.returncode}): {proc.stderr}")
-        trials = store.load_study(Path(tmp) / "oom").trials
+        trials = load_study(Path(tmp) / "oom").trials
     key = "gpu_mem_allocated" if on_gpu else "heap_after"
-    rows = [{"trial": t.number, "state": t.state.name, "params": t.user_attrs.get("params"),
-             "memory_after_mib": round(t.user_attrs[key] / 2**20, 1) if key in t.user_attrs else None,
-             "reason": t.user_attrs.get("fail_reason", "")[:90]} for t in trials]
+    held = {t.number: records.trial(t) for t in trials}
+    memory = {n: getattr(h, key) for n, h in held.items()}
+    rows = [{"trial": t.number, "state": t.state.name, "params": held[t.number].params,
+             "memory_after_mib": round(memory[t.number] / 2**20, 1) if memory[t.number] is not None else None,
+             "reason": (held[t.number].fail_reason or "")[:90]} for t in trials]
     for r in rows:
         print(f"trial {r['trial']:>2} {r['state']:<8} {r['params'] or 0:>7,} params  "
               f"{'GPU allocated' if on_gpu else 'heap'} after: {r['memory_after_mib']} MiB  {r['reason']}")

@@ -16,27 +16,28 @@ from pathlib import Path
 
 
 def main() -> None:
-    from nas import store
+    from nas import records
+    from nas.storage import load_study
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("study_dir")
     p.add_argument("--json", required=True)
     args = p.parse_args()
-    study = store.load_study(args.study_dir)
+    study = load_study(args.study_dir)
     rows = []
     for t in study.trials:
-        a = t.user_attrs
-        if "arch_str" not in a:
+        a = records.trial(t)
+        if a.arch_str is None:
             continue
         rows.append({"trial": t.number, "state": t.state.name.lower(),
-                     "score": t.value, "params": a["params"], "macs": a["macs"],
-                     "epochs": a.get("epochs"), "time_slice": a.get("time_slice"),
-                     "infeasible": "infeasible" in a, "arch": a["arch_str"]})
+                     "score": t.value, "params": a.params, "macs": a.macs,
+                     "epochs": a.epochs, "time_slice": a.time_slice,
+                     "infeasible": a.infeasible is not None, "arch": a.arch_str})
     rows.sort(key=lambda r: (r["state"] != "complete", -(r["score"] or 0)))
     figures = {"what": "a study's trials, best first", "study": study.study_name,
                "script": "benchmarks/study_trials.py " + " ".join(sys.argv[1:]),
-               "date": time.strftime("%Y-%m-%d"), "runoff": store.runoff_looks(study),
-               "final": study.user_attrs.get("final"), "trials": rows}
+               "date": time.strftime("%Y-%m-%d"), "runoff": records.runoff(study),
+               "final": records.final(study), "trials": rows}
     Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     for r in rows[:15]:
         print(f"{r['trial']:>4} {r['state']:<9} {r['score'] or 0:.4f} {r['params']:>7,} "

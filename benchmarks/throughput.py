@@ -38,7 +38,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas import store
+from nas import records
+from nas.storage import load_study
+from nas.trials import trial_val_acc
 from nas.arch import ArchSpec
 from nas.budget import count_params
 from nas.data import Data, DataError, DataInfo, load
@@ -157,25 +159,25 @@ def search_end_to_end(args, out_dir: Path) -> dict:
 
 
 def study_figures(study_dir: Path) -> dict:
-    study = store.load_study(study_dir)
+    study = load_study(study_dir)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     overhead = []
     for t in done:
-        a = t.user_attrs
+        a = records.trial(t)
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
         # Everything but the training and validation epochs themselves.
-        overhead.append((wall - (a["train_time"] - a.get("capture_time", 0))) / wall)
-    best = max(done, key=store.trial_val_acc)
+        overhead.append((wall - (a.train_time - (a.capture_time or 0))) / wall)
+    best = max(done, key=trial_val_acc)
     counts = {s: sum(t.state.name == s for t in study.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    return {"best_val": store.trial_val_acc(best), "best_params": best.user_attrs["params"],
-            "best_arch": best.user_attrs["arch_str"], "counts": counts,
+    return {"best_val": trial_val_acc(best), "best_params": records.trial(best).params,
+            "best_arch": records.trial(best).arch_str, "counts": counts,
             "overhead_median": statistics.median(overhead), "overhead_max": max(overhead),
             "trial_time_median": statistics.median(
                 (t.datetime_complete - t.datetime_start).total_seconds() for t in done),
-            "graph_trials": sum(bool(t.user_attrs.get("cuda_graph")) for t in done),
-            "fallbacks": sorted({t.user_attrs["graph_fallback"] for t in done
-                                 if "graph_fallback" in t.user_attrs}),
-            "mem": {t.number: t.user_attrs.get("gpu_mem_allocated") for t in study.trials}}
+            "graph_trials": sum(bool(records.trial(t).cuda_graph) for t in done),
+            "fallbacks": sorted({records.trial(t).graph_fallback for t in done
+                                 if records.trial(t).graph_fallback is not None}),
+            "mem": {t.number: records.trial(t).gpu_mem_allocated for t in study.trials}}
 
 
 def memory_growth(args, out_dir: Path) -> tuple[int, int]:

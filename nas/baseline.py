@@ -22,7 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas import files, pareto, store
+from nas import files, pareto
+from nas import flags as F
+from nas.data import RECORDED
+from nas.flags import option
+from nas.study_folder import inside, read_baselines, write_baselines
+from nas.weights import load_weights as load_tensors
 from nas.arch import ArchSpec, SpecError
 from nas.budget import count_macs, count_params
 from nas.count import adapt_torchvision, module_rows, torchvision_names
@@ -32,7 +37,7 @@ from nas.recipe import TrainingRun
 from nas.evaluate import measure_accuracy
 from nas.trainer import train
 
-# The hand designs our users start from, as specs (DESIGN.md "Accuracy to beat").
+# The hand designs our users start from, as specs (their accuracy: benchmarks/README.md).
 HAND_DESIGNS = {
     # 2 unpadded convs + max-pool + linear, no BN (the Keras MNIST example): 110,986 params.
     "mnist-cnn-110k": "c32k3v-c64k3vp-flat-nobn",
@@ -51,7 +56,8 @@ HAND_DESIGNS = {
 @dataclass(kw_only=True)
 class BaselineConfig(TrainingRun):
     name: str
-    limit_train: int | str | None = store.RECORDED  # --limit-train N >= the split: all images
+    # --limit-train N >= the split: all images
+    limit_train: int | str | None = option(RECORDED, F.LIMIT_TRAIN, "default: the search's")
 
 
 def make(name: str, info) -> tuple[nn.Module, str, int, int]:
@@ -92,11 +98,11 @@ def load_weights(study_dir: Path, path: Path, info) -> tuple[nn.Module, dict]:
     """The baseline whose row in the study's baselines.json names ``path``: rebuilt from the
     row's name by make() and the file's tensors loaded (tensors only, shapes checked)."""
     relative = f"baselines/{path.name}"
-    row = next((r for r in store.read_baselines(study_dir) if r.get("weights") == relative), None)
+    row = next((r for r in read_baselines(study_dir) if r.get("weights") == relative), None)
     if row is None:
         raise UsageError(f"{path} is not named by any row of {study_dir / 'baselines.json'}: nas "
                          f"baseline keeps each model it trained there (run it again to make one)")
-    model = store.load_weights(path, lambda: make(row["name"], info)[0], f"baseline {row['name']}")
+    model = load_tensors(path, lambda: make(row["name"], info)[0], f"baseline {row['name']}")
     return model.eval(), row
 
 
@@ -104,7 +110,7 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
     study, data, device = cfg.load()
     folder = study_dir / "baselines"
-    if folder.exists() and not store.inside(folder, study_dir):  # planted as a symlink out
+    if folder.exists() and not inside(folder, study_dir):  # planted as a symlink out
         raise UsageError(f"{folder} leads out of the study folder; nas baseline writes its "
                          f"weights only inside it (remove the link)")
     model, what, params, macs = make(cfg.name, data.info)
@@ -124,7 +130,7 @@ def run_baseline(cfg: BaselineConfig, log=print) -> dict:
     row["weights"] = weights_name(row)
     folder.mkdir(exist_ok=True)
     files.write_bytes(study_dir / row["weights"], state_bytes(model))
-    rows = [r for r in store.read_baselines(study_dir) if same_run(r) != same_run(row)]
-    store.write_baselines(study_dir, rows + [row])
+    rows = [r for r in read_baselines(study_dir) if same_run(r) != same_run(row)]
+    write_baselines(study_dir, rows + [row])
     pareto.write_front(study, study_dir, data, device)  # re-plot with the new star
     return row

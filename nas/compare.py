@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nas import files, pareto, store
+from nas import files, pareto
+from nas.storage import load_study, matching_storage
+from nas.study_folder import read_baselines
 from nas.errors import UsageError
 from nas.train import latest_retrain
 
@@ -22,7 +24,7 @@ def groups(study_dirs: list[str], storages: list[str] | None = None
     result: dict[str, list[pareto.Row]] = {}
     folders: dict[str, Path] = {}
     for study_dir in study_dirs:
-        study = store.load_study(study_dir, store.matching_storage(study_dir, storages))
+        study = load_study(study_dir, matching_storage(study_dir, storages))
         rows = pareto.rows(study)
         if not rows:
             raise UsageError(f"{study_dir}: study {study.study_name!r} has no completed trial")
@@ -158,6 +160,6 @@ def run_compare(study_dirs: list[str], out: str | None, limits: list[int] | None
                          f"its table there (beside --out): pick another --out, or add --force to replace it")
     all_groups, table = compare(study_dirs, limits, storages)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    plot(out_path, all_groups, [b for d in study_dirs for b in store.read_baselines(d)])
+    plot(out_path, all_groups, [b for d in study_dirs for b in read_baselines(d)])
     files.write_json(table_path, table)
     return format_table(table), [out_path, table_path]

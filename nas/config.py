@@ -1,9 +1,9 @@
 """A search's settings: the dataclass every way in fills (flags, TOML presets, Python),
-its checks, the choice lists and the parsers of the flags that are not plain numbers."""
+each field's flag declared in nas.flags, the checks that join several settings, and the
+readers of presets and of the settings that are not plain values."""
 
 from __future__ import annotations
 
-import argparse
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -12,18 +12,15 @@ import torch
 
 import search_spaces
 from nas import datasets
-from nas import store, urls
+from nas import urls
+from nas.study_folder import check_study_name, default_storage
 from nas.budget import Constraints
 from nas.device import resolve_device
-from nas.errors import UsageError, check_choice, check_int, check_positive
-from nas.augment import AUGMENTS
-from nas.trainer import PRECISIONS
+from nas import flags as F
+from nas.durations import Duration, duration, duration_text
+from nas.errors import UsageError
+from nas.flags import check_settings, option
 
-PRUNERS = ("median", "hyperband", "none")
-SAMPLERS = ("tpe", "tpe-grouped", "random")
-# Directions of each objective's values: validation accuracy, then params, then MACs.
-OBJECTIVES = {"accuracy": ("maximize",), "pareto": ("maximize", "minimize"),
-              "pareto-macs": ("maximize", "minimize", "minimize")}
 METRICS = ("val_acc", "params", "macs")
 # Validations per epoch of a trial: a weak one can be stopped half way into its first epoch
 # (the median pruner waits for the second report). Those inside an epoch score a fixed
@@ -43,85 +40,68 @@ CPU_SIZED = {"time": 10 * 60}
 # A --time search given no --trials: the time decides how many run.
 TIMED_TRIALS = 100_000
 SIZE_SETTINGS = ("trials", "epochs", "limit_train", "time", "timeout", "max_macs", "min_speed")
-Duration = int  # seconds; a flag or preset may write "10m", "2h", "1h30m", "90s" (duration)
-DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
-
-
-def duration(text) -> int:
-    """'10m' -> 600, '2h' -> 7200, '1h30m' -> 5400, '90s' or '90' or 90 -> 90."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    rest, total = str(text).strip().lower(), 0
-    if rest.isdigit():
-        return int(rest)
-    for unit, seconds in DURATION_UNITS.items():
-        number, found, after = rest.partition(unit)
-        if found:
-            if not number.isdigit():
-                raise ValueError(text)
-            total, rest = total + int(number) * seconds, after
-    if rest or not total:
-        raise ValueError(text)
-    return total
 
 
 @dataclass
 class SearchConfig:
-    space: str = "mobilenet"
-    budget: int = 50_000
-    dataset: str = "mnist"  # a name, or NAME:PATH (arrays:x.npz, folder:images/, fer2013:f.csv)
-    data_dir: str | None = None
-    image_size: int | None = None  # folder datasets: resize every image to NxN
-    grayscale: bool = False  # folder datasets: decode as one channel
-    augment: str | None = None  # None: the dataset's own (none for digits, flip-crop for faces)
-    download: bool = False
-    limit_train: int | None = None
-    study: str | None = None  # default: "<dataset>-<budget>", e.g. mnist-50k
-    storage: str | None = None  # default: journal file runs/<study>/journal.log
-    runs_dir: str = "runs"
-    trials: int = 20
-    epochs: int | None = 3  # None (only with time): as many as fit in each trial's slice
-    pruner: str = "median"  # with a pareto objective: median = size_aware_stop, none = off
-    objective: str = "accuracy"
-    sampler: str = "tpe"  # tpe (multi-objective TPE with a pareto objective), tpe-grouped or random
-    timeout: int | None = None  # seconds: stop starting trials after this long
-    time: Duration | None = None  # seconds: the whole search ends by then, running trial too
-    trial_time: Duration | None = None  # seconds of each --time trial (None: the plan's rule)
-    conv_layers: tuple[int, int] | None = None
-    max_macs: int | None = None
-    min_speed: int | None = None  # images/s a trial must train at here (nas.trainer.TooSlow)
-    fill: float = 0.0  # draw widths so nets use at least this share of the budget (0: off)
-    seed: int = 0
-    batch_size: int | None = None  # None: 128 on CPU, 512 on a GPU
-    lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    cuda_graph: bool = True  # capture the train step on CUDA (False: always eager)
-    jobs: int = 1  # worker processes on the one study
-    gpus: tuple[int, ...] | None = None  # CUDA devices the workers are spread over
-    memory_limit: float | None = None  # GiB a worker's trials may use on top of its data
+    """Every setting of a search, each field's flag declared in nas.flags."""
+    # Space and budget.
+    space: str = option("mobilenet", F.SPACE)
+    budget: int = option(50_000, F.BUDGET, "default 50k")
+    conv_layers: tuple[int, int] | None = option(None, F.CONV_LAYERS)
+    max_macs: int | None = option(None, F.MAX_MACS)
+    min_speed: int | None = option(None, F.MIN_SPEED)  # images/s (nas.trainer.TooSlow)
+    fill: float = option(0.0, F.FILL, "default 0: off")
+    # Data.
+    dataset: str = option("mnist", F.DATASET)  # a name, or NAME:PATH (arrays:x.npz, fer2013:f.csv)
+    data_dir: str | None = option(None, F.DATA_DIR, "default $NAS_DATA_DIR or ./data")
+    download: bool = option(False, F.DOWNLOAD)
+    limit_train: int | None = option(None, F.LIMIT_TRAIN)
+    image_size: int | None = option(None, F.IMAGE_SIZE)
+    grayscale: bool = option(False, F.GRAYSCALE)
+    # Training, each trial.
+    epochs: int | None = option(3, F.EPOCHS, "default 3; with --time: as many as fit in a "
+                                             "trial's slice")
+    batch_size: int | None = option(None, F.BATCH_SIZE, "default 128 on CPU, 512 on a GPU")
+    lr: float | None = option(None, F.LR, "default 0.005 x sqrt(batch/128)")
+    augment: str | None = option(None, F.AUGMENT, "default: the dataset's own")
+    seed: int = option(0, F.SEED)
+    # The search.
+    trials: int = option(20, F.TRIALS)
+    objective: str = option("accuracy", F.OBJECTIVE)
+    sampler: str = option("tpe", F.SAMPLER)  # with a pareto objective: multi-objective TPE
+    pruner: str = option("median", F.PRUNER)  # with a pareto objective: median = size_aware_stop
+    timeout: int | None = option(None, F.TIMEOUT)
+    time: Duration | None = option(None, F.TIME, "here: the search, from 25m on ending in a "
+                                   "runoff of the best kinds of net, then the best net trained "
+                                   "on every training image until the end; nas export --best "
+                                   "writes it")
+    trial_time: Duration | None = option(None, F.TRIAL_TIME, "default: a twelfth of the "
+                                         "search's half, at most 25s")
+    # Storage and workers.
+    study: str | None = option(None, F.STUDY, "default <dataset>-<budget>, e.g. mnist-50k")
+    storage: str | None = option(None, F.STORAGE, "default runs/<study>/journal.log")
+    runs_dir: str = option("runs", F.RUNS_DIR)
+    jobs: int = option(1, F.JOBS)
+    memory_limit: float | None = option(None, F.MEMORY_LIMIT)
+    # Device.
+    device: str = option("auto", F.DEVICE, "default auto: the GPU when there is one")
+    gpus: tuple[int, ...] | None = option(None, F.GPUS)
+    precision: str = option("auto", F.PRECISION, "default auto: bf16 autocast on a GPU")
+    cuda_graph: bool = option(True, F.CUDA_GRAPH)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Every check of a search's settings, so bad input fails before any work starts."""
-        search_spaces.parse_spaces(self.space)  # raises with the valid names
-        datasets.check_name(self.dataset)
-        for name, valid in (("augment", AUGMENTS), ("pruner", PRUNERS), ("sampler", SAMPLERS),
-                            ("objective", OBJECTIVES), ("precision", PRECISIONS)):
-            check_choice(name, getattr(self, name), valid)
+        check_settings(self)  # each flag's own range or choices (nas.flags)
         if self.objective != "accuracy" and self.pruner == "hyperband":
             raise UsageError(f"--pruner hyperband needs --objective accuracy (Optuna cannot prune "
                              f"multi-objective studies); --objective {self.objective} stops trials "
                              f"with its own rule: --pruner median (default) or none")
         if self.epochs is None and self.time is None:
             raise UsageError("epochs may be left out (None) only with a --time limit")
-        for name in ("budget", "trials", "epochs", "batch_size", "limit_train", "max_macs",
-                     "min_speed", "jobs", "image_size", "seed", "timeout", "time", "trial_time"):
-            check_int(name, getattr(self, name))
-        check_positive("memory_limit", self.memory_limit, "a number of GiB > 0", high=1e6)
-        check_positive("lr", self.lr)
         if self.gpus is not None:
             self.gpus = parse_gpus(self.gpus)
             if self.device not in ("auto", "cuda"):
@@ -133,7 +113,7 @@ class SearchConfig:
                                  f"{have} CUDA device(s)" + (f" (valid: 0-{have - 1})" if have else ""))
         resolve_device(self.device)
         if self.study is not None:
-            store.check_study_name(self.study)
+            check_study_name(self.study)
         self.constraints()  # range checks live there
 
     def constraints(self) -> Constraints:
@@ -157,7 +137,7 @@ class SearchConfig:
 
     @property
     def storage_url(self) -> str:
-        return urls.absolute(self.storage) if self.storage else store.default_storage(self.study_dir)
+        return urls.absolute(self.storage) if self.storage else default_storage(self.study_dir)
 
     def resolved_device(self, worker: int = 0) -> torch.device:
         """The device of worker ``worker``: --gpus round-robin, else --device."""
@@ -186,22 +166,6 @@ def from_settings(settings: dict, preset: str | None = None, full: bool = False
         merged.setdefault("epochs", None)
         merged.setdefault("trials", TIMED_TRIALS)
     return _config(merged), note
-
-
-def duration_flag(text: str) -> int:
-    """duration() as an argparse type: a bad value is one line saying what is valid."""
-    try:
-        return duration(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad time {text!r}: expected a duration such as 10m, "
-                                         f"2h, 1h30m or 90s") from None
-
-
-def duration_text(seconds: int) -> str:
-    """540 -> "9m", 5400 -> "1h30m": the inverse of duration()."""
-    hours, minutes = divmod(seconds // 60, 60)
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + \
-        (f"{seconds % 60}s" if seconds % 60 or not seconds else "")
 
 
 def _config(merged: dict) -> SearchConfig:

@@ -106,3 +106,20 @@ def load(name: str, data_dir=None, download: bool = False, limit_train: int | No
                     tuple(round(max(v, 1e-3), 4) for v in pixels.std(1).tolist()),
                     tuple(classes), datasets.FORMATS[kind].augment)
     return Data(info, train_x, train_y, *tensors["val"], *tensors["test"])
+
+
+RECORDED = "recorded"  # load_study_data: the --limit-train the search used
+
+
+def load_recorded(recorded, data_dir=None, limit_train=RECORDED) -> Data | None:
+    """A study's dataset as its record (nas.records.DataRecord) says: from --data-dir, else
+    $NAS_DATA_DIR, else the folder the search used; with the search's --limit-train unless
+    told otherwise. None when not found."""
+    data_dir = resolve_data_dir(data_dir, fallback=recorded.dir or "data")
+    if limit_train == RECORDED:
+        limit_train = recorded.limit_train
+    try:
+        return load(recorded.name, data_dir, False, limit_train, recorded.image_size,
+                    recorded.grayscale)
+    except DataError:
+        return None

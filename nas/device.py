@@ -3,9 +3,11 @@ onto it, and --memory-limit."""
 
 from __future__ import annotations
 
+import logging
 import resource
 from contextlib import contextmanager
 from dataclasses import fields
+from typing import Callable
 
 import torch
 
@@ -94,3 +96,24 @@ def memory_limit(gib: float | None, device: torch.device):
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, before)
         torch.backends.mkldnn.enabled = mkldnn
+
+
+log = logging.getLogger("nas")
+_reported_fallbacks: set[str] = set()
+
+
+def capture_graph(step: Callable[[], None]) -> tuple[torch.cuda.CUDAGraph | None, str | None]:
+    """Capture ``step`` in a CUDA graph. Capture records and does not run, so the caller
+    replays once for the batch in hand. On failure: (None, reason), logged once per reason."""
+    try:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        return graph, None
+    except Exception as exc:  # any capture failure: the eager step still works
+        lines = str(exc).strip().splitlines() or [""]
+        reason = f"{type(exc).__name__}: {lines[0][:200]}"
+        if reason not in _reported_fallbacks:
+            _reported_fallbacks.add(reason)
+            log.warning("CUDA graph capture failed (%s); training eagerly instead", reason)
+        return None, reason

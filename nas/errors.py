@@ -1,7 +1,6 @@
 """Errors the user can fix. The CLI prints their message as one line and exits with 2."""
 
 import argparse
-import math
 
 
 class UsageError(Exception):
@@ -10,25 +9,6 @@ class UsageError(Exception):
 
 class DataError(UsageError):
     """Missing or malformed data; the message says what was looked for and how to fix it."""
-
-
-# Valid ranges of the integer settings, in one place: past these a value is a typo or a
-# unit mistake (50000000 for 50000), not a wish, and would only fail later or run forever.
-INT_RANGES = {
-    "budget": (1, 1_000_000_000),
-    "trials": (1, 1_000_000),
-    "epochs": (1, 10_000),
-    "batch_size": (1, 1 << 20),
-    "limit_train": (1, None),
-    "max_macs": (1, None),
-    "min_speed": (1, None),  # training images per second
-    "jobs": (1, 1024),
-    "image_size": (4, 4096),
-    "timeout": (1, 366 * 86400),  # seconds
-    "time": (1, 366 * 86400),  # seconds
-    "trial_time": (1, 366 * 86400),  # seconds
-    "seed": (0, 2**31 - 1),  # samplers add small offsets; numpy's seeds stop at 2**32
-}
 
 
 # What an input shape CxHxW may be, from a flag or a file (a sidecar): past this it is a
@@ -49,32 +29,10 @@ def check_input_shape(shape, where: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-def check_positive(name: str, value, what: str = "a positive number",
-                   high: float = math.inf) -> None:
-    """None (not given) or a finite number in (0, high]; else a UsageError."""
-    if value is None:
-        return
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not (0 < value <= high and math.isfinite(value))):
-        raise UsageError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
-
-
 def check_choice(name: str, value, valid) -> None:
     """None (not given) or one of ``valid``; else a UsageError naming them."""
     if value is not None and value not in valid:
         raise UsageError(f"unknown --{name.replace('_', '-')} {value!r}; valid: {', '.join(valid)}")
-
-
-def check_int(name: str, value) -> None:
-    """None (not given) or an integer within INT_RANGES[name]; else a UsageError."""
-    if value is None:
-        return
-    low, high = INT_RANGES[name]
-    flag = "--" + name.replace("_", "-")
-    if (not isinstance(value, int) or isinstance(value, bool) or value < low
-            or (high is not None and value > high)):
-        valid = f"from {low:,} to {high:,}" if high is not None else f">= {low}"
-        raise UsageError(f"{flag} must be an integer {valid}, got {value!r}")
 
 
 def integer(text: str) -> int:

@@ -18,7 +18,10 @@ from pathlib import Path
 import optuna
 import torch
 
-from nas import files, store
+from nas import files, records
+from nas.study_folder import weights_path
+from nas.trials import trial_val_acc
+from nas.weights import load_trained
 from nas.budget import count_params
 from nas.exported import sidecar_path
 from nas.errors import UsageError, check_choice
@@ -57,13 +60,13 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
                          f"to replace it")
     runtime = WRITERS[format]  # before any file: a missing onnxruntime is said first
     runtime.check_installed()
-    spec, net = store.load_trained(study_dir, trial, weights, study)
+    spec, net = load_trained(study_dir, trial, weights, study)
     kind = weights_kind(study_dir, trial, weights)
     # A final training trained on the validation split too: it has no validation accuracy.
     val_acc = weights_val_acc(Path(weights)) if kind == "retrained" else None
-    val_acc = store.trial_val_acc(trial) if val_acc is None and kind != "final" else val_acc
-    info = study.user_attrs["data"]
-    eager = Normalized(net, info["mean"], info["std"]).eval()
+    val_acc = trial_val_acc(trial) if val_acc is None and kind != "final" else val_acc
+    info = records.study(study).data
+    eager = Normalized(net, info.mean, info.std).eval()
     # Written and checked under temporary names; only a verified pair replaces the user's
     # files (model first, then its sidecar, which names the model's sha256).
     model_tmp, sidecar_tmp = files.temporary_name(out), files.temporary_name(sidecar_path(out))
@@ -79,8 +82,8 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
             with step(f"writing the {label} file and checking it on {images}"):
                 meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
             meta.update({"model": out.name, "val_acc": val_acc, "weights_kind": kind,
-                         "search_val_acc": store.trial_val_acc(trial),
-                         "weights": str(Path(weights or store.weights_path(study_dir, trial.number)).resolve())})
+                         "search_val_acc": trial_val_acc(trial),
+                         "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve())})
             sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
             files.commit(model_tmp, out)
             files.commit(sidecar_tmp, sidecar_path(out))
@@ -198,7 +201,7 @@ def _write_checked(path: Path, eager: torch.nn.Module, format: str, spec, trial,
     """Write ``eager`` to ``path`` in ``format``, load it back and check it; the sidecar's
     content."""
     params = count_params(spec)
-    info = study.user_attrs["data"]
+    info, held = records.study(study).data, records.trial(trial)
     if data is not None:
         sample = data.val_x[:CHECK_IMAGES].float() / 255
     else:
@@ -207,9 +210,9 @@ def _write_checked(path: Path, eager: torch.nn.Module, format: str, spec, trial,
     # Every export is checked: the model holds exactly the params the search counted and
     # stored for this trial, within the study's budget (checked first: writing an ONNX file
     # takes seconds), and the file computes what the eager model does.
-    budget = study.user_attrs.get("config", {}).get("budget")
+    budget = records.study(study).budget
     counts = [("the model's parameter count", sum(p.numel() for p in eager.parameters())),
-              ("the trial's stored count", trial.user_attrs["params"])]
+              ("the trial's stored count", held.params)]
     _refuse_if(trial, _count_problems(counts, params)
                + ([f"{params:,} params is over the study's budget of {budget:,}"]
                   if budget is not None and params > budget else []))
@@ -234,18 +237,18 @@ def _write_checked(path: Path, eager: torch.nn.Module, format: str, spec, trial,
         "format": format,
         "sha256": files.sha256(path),
         "trial": trial.number,
-        "space": trial.user_attrs["space"],
-        "input_shape": [info["in_channels"], info["height"], info["width"]],
+        "space": held.space,
+        "input_shape": list(info.input_shape),
         "input": "float32 images in [0, 1], shaped (N, C, H, W); normalisation is built in",
-        "normalization": {"mean": list(info["mean"]), "std": list(info["std"])},
-        "classes": list(info["classes"]),
+        "normalization": {"mean": list(info.mean), "std": list(info.std)},
+        "classes": list(info.classes),
         "params": params,
-        "macs": trial.user_attrs["macs"],
+        "macs": held.macs,
         "val_acc": None,  # the caller's: the search's, or the retrain's
         "weights": None,  # the caller's: the weights file exported, absolute
         "test_acc": test_acc,
-        "arch": trial.user_attrs["arch_str"],
-        "arch_spec": trial.user_attrs["arch"],
+        "arch": held.arch_str,
+        "arch_spec": held.arch,
         "max_abs_diff_vs_eager": difference,
         "checked_on": f"{len(sample)} " + ("validation images" if data is not None else "random images"),
         "params_in_file": in_file,

@@ -2,7 +2,7 @@
 image (the validation split too: choosing is done), with the retrain recipe, until the
 time is up; its weights saved, loaded back and scored on the test split.
 
-The study records where it stands in its ``final`` user attribute, so `nas export --best`
+The study records where it stands (nas.records.FinalRecord), so `nas export --best`
 writes this model, `nas pareto` says which weights each figure belongs to, and a search
 stopped during the final training trains it again when the same command is run again.
 Only the trial number is taken from the study: the weights' path is made from it, inside
@@ -20,13 +20,15 @@ from pathlib import Path
 import optuna
 import torch
 
-from nas import files, store
+from nas import files, records
+from nas.trials import pick_trial, trial_val_acc
+from nas.weights import load_trained, trial_spec
 from nas.errors import UsageError
 from nas.evaluate import measure_accuracy
 from nas.model import build, state_bytes
-from nas.trainer import EPOCH_CAP, TrainConfig, train
+from nas.schedule import EPOCH_CAP
+from nas.trainer import TrainConfig, train
 
-FINAL_ATTR = "final"
 LABEL_SMOOTHING = 0.1  # the retrain recipe's (nas train's default)
 
 
@@ -34,26 +36,10 @@ def final_path(study_dir: str | Path, number: int) -> Path:
     return Path(study_dir) / "final" / f"trial-{number}-final.pt"
 
 
-# What a completed record holds, by type (summary() prints them).
-FIGURES = {"params": int, "test_acc": (int, float), "epochs": (int, float), "train_images": int,
-           "train_time": (int, float), "augment": str}
-
-
-def record(study: optuna.Study) -> dict | None:
+def record(study: optuna.Study) -> records.FinalRecord | None:
     """The study's final-training record, checked (a journal may be edited or planted):
     {"state": "training" | "done", "trial": N, ...figures when done}, or None."""
-    held = study.user_attrs.get(FINAL_ATTR)
-    if held is None:
-        return None
-    number = held.get("trial") if isinstance(held, dict) else None
-    figures = FIGURES if isinstance(held, dict) and held.get("state") == "done" else {}
-    if (isinstance(number, bool) or not isinstance(number, int)
-            or held.get("state") not in ("training", "done")
-            or any(isinstance(held.get(k), bool) or not isinstance(held.get(k), kind)
-                   for k, kind in figures.items())):
-        raise UsageError(f"study {study.study_name!r}: its {FINAL_ATTR!r} record {held!r} is not "
-                         f"one nas writes; the study was edited or damaged")
-    return held
+    return records.final(study)
 
 
 def done(study: optuna.Study, study_dir: str | Path) -> tuple[optuna.trial.FrozenTrial, Path] | None:
@@ -66,23 +52,23 @@ def done(study: optuna.Study, study_dir: str | Path) -> tuple[optuna.trial.Froze
         raise UsageError(f"study {study.study_name!r} records a final training of trial "
                          f"{held['trial']}, but {path} is missing; pass --weights search for the "
                          f"search's weights, or run the search again with --study NAME")
-    return store.pick_trial(study, held["trial"]), path
+    return pick_trial(study, held["trial"]), path
 
 
 def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device,
                 augment: str, until: float, log=print) -> dict:
     """Train the study's best trial until ``until`` (time.time()), as the module says."""
-    trial = store.pick_trial(study, None)  # the runoff's winner, when a runoff ran
-    spec = store.trial_spec(trial, study)
-    look = next((held for held in store.runoff_looks(study) if held["trial"] == trial.number), None)
-    study.set_user_attr(FINAL_ATTR, {"state": "training", "trial": trial.number,
-                                     "host": platform.node(), "pid": os.getpid()})
+    trial = pick_trial(study, None)  # the runoff's winner, when a runoff ran
+    spec = trial_spec(trial, study)
+    held = records.trial(trial)
+    look = next((look for look in records.runoff(study) if look["trial"] == trial.number), None)
+    records.write_final(study, {"state": "training", "trial": trial.number,
+                                "host": platform.node(), "pid": os.getpid()})
     every = replace(data, train_x=torch.cat([data.train_x, data.val_x]),
                     train_y=torch.cat([data.train_y, data.val_y]))
     seconds = until - time.time()
     log(f"final training: trial {trial.number}{' (the runoff winner)' if look else ''} "
-        f"({trial.user_attrs['arch_str']}, "
-        f"{trial.user_attrs['params']:,} params) from scratch on all {len(every.train_x):,} "
+        f"({held.arch_str}, {held.params:,} params) from scratch on all {len(every.train_x):,} "
         f"training images for {seconds:.0f}s, augment {augment}, label smoothing {LABEL_SMOOTHING}")
     torch.manual_seed(trial.number)
     model = build(spec).to(device)
@@ -93,11 +79,12 @@ def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device
     path.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes(path, state_bytes(model))
     # Scored as saved: the file loaded back (tensors only, shapes checked) into a new net.
-    _, saved = store.load_trained(study_dir, trial, path, study)
+    _, saved = load_trained(study_dir, trial, path, study)
     test_acc = measure_accuracy(saved.to(device), data.test_x, data.test_y, data.info)
-    figures = {"state": "done", "trial": trial.number, "arch": trial.user_attrs["arch_str"],
-               "params": trial.user_attrs["params"], "test_acc": test_acc,
-               "search_val_acc": store.trial_val_acc(trial),
+    figures: records.FinalRecord = {
+               "state": "done", "trial": trial.number, "arch": held.arch_str,
+               "params": held.params, "test_acc": test_acc,
+               "search_val_acc": trial_val_acc(trial),
                "runoff_val_acc": look["val_acc"] if look else None,
                "val_acc": None,  # the validation split was trained on
                "epochs": round(result.epochs, 2), "train_images": len(every.train_x),
@@ -105,11 +92,11 @@ def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device
                "label_smoothing": LABEL_SMOOTHING, "batch_size": result.batch_size,
                "lr": result.lr, "device": str(device)}
     files.write_json(path.with_suffix(".json"), figures)
-    study.set_user_attr(FINAL_ATTR, figures)
+    records.write_final(study, figures)
     return {**figures, "weights": str(path)}
 
 
-def summary(held: dict) -> str:
+def summary(held: records.FinalRecord) -> str:
     """One line on the final-trained model, for the search's and nas pareto's output."""
     if held["state"] != "done":
         return (f"final training of trial {held['trial']} did not finish: run the same "

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import optuna
 
-from nas import files, store
+from nas import files, records
+from nas.study_folder import read_baselines, weights_path
+from nas.trials import completed_trials, trial_val_acc
+from nas.weights import load_trained
 from nas.errors import UsageError
 from nas.evaluate import measure_accuracy
 from nas.progress import step
@@ -35,21 +38,18 @@ class Row:
 
 
 def rows(study: optuna.Study) -> list[Row]:
-    return [_row(study, t) for t in store.completed_trials(study)]
+    return [_row(study, t) for t in completed_trials(study)]
 
 
 def _row(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Row:
-    """A trial's point, its attributes checked: a journal may be edited or planted."""
-    attrs = trial.user_attrs
-    for name, kind in (("space", str), ("params", int), ("macs", int), ("arch_str", str)):
-        value = attrs.get(name)
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise UsageError(f"study {study.study_name!r}, trial {trial.number}: user attribute "
-                             f"{name!r} is {value!r} ({type(value).__name__}), expected "
-                             f"{'an integer' if kind is int else 'a string'}; the study was "
-                             f"edited or damaged")
-    return Row(trial.number, attrs["space"], attrs["params"], attrs["macs"],
-               store.trial_val_acc(trial), None, attrs["arch_str"])
+    """A trial's point (its record is checked as read: a journal may be edited or planted)."""
+    held = records.trial(trial, study.study_name)
+    missing = [name for name in ("space", "params", "macs", "arch_str") if getattr(held, name) is None]
+    if missing:
+        raise UsageError(f"study {study.study_name!r}, trial {trial.number}: user attribute "
+                         f"{missing[0]!r} is missing; the study was edited or damaged")
+    return Row(trial.number, held.space, held.params, held.macs, trial_val_acc(trial),
+               None, held.arch_str)
 
 
 def front(all_rows: list[Row]) -> list[Row]:
@@ -83,7 +83,7 @@ def test_acc_key(study_dir: Path, trial: int) -> str | None:
     """"N:<sha256 of its weights file>": a copied folder, or a journal replaced by a new
     search, has other weights under the same trial number, and so another key. None when
     the trial has no weights file."""
-    path = store.weights_path(study_dir, trial)
+    path = weights_path(study_dir, trial)
     return f"{trial}:{files.sha256(path)[:16]}" if path.is_file() else None
 
 
@@ -101,13 +101,13 @@ def cached_test_acc(study_dir: Path) -> dict[str, float]:
 def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data, device) -> None:
     """Fill ``test_acc`` of the front's rows, from the cache or by evaluating the weights."""
     cache = cached_test_acc(study_dir)
-    trials = {t.number: t for t in store.completed_trials(study)}
+    trials = {t.number: t for t in completed_trials(study)}
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     keys = {row.trial: test_acc_key(study_dir, row.trial) for row in front_rows}
     todo = [row for row in front_rows if keys[row.trial] is not None and keys[row.trial] not in cache]
     with step(f"scoring {len(todo)} front trial(s) on {len(test_x):,} test images"):
         for row in todo:
-            _, model = store.load_trained(study_dir, trials[row.trial], study=study)
+            _, model = load_trained(study_dir, trials[row.trial], study=study)
             cache[keys[row.trial]] = measure_accuracy(model.to(device), test_x, test_y, data.info)
     for row in front_rows:
         row.test_acc = cache.get(keys[row.trial])
@@ -124,8 +124,7 @@ def write_front(study: optuna.Study, study_dir: Path, data, device) -> tuple[lis
     if data is not None:
         score_test(study, study_dir, front_rows, data, device)
     title = f"{study.study_name}: {len(all_rows)} trained trials"
-    budget = study.user_attrs.get("config", {}).get("budget")
-    return front_rows, write(study_dir, all_rows, front_rows, title, budget)
+    return front_rows, write(study_dir, all_rows, front_rows, title, records.study(study).budget)
 
 
 def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: str,
@@ -137,7 +136,7 @@ def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: st
         writer.writerows(asdict(r) for r in front_rows)
     files.write_json(study_dir / "pareto.json", [asdict(r) for r in front_rows])
     plot(study_dir / "pareto.png", all_rows, front_rows, title, budget,
-         store.read_baselines(study_dir))
+         read_baselines(study_dir))
     return [study_dir / name for name in ("pareto.csv", "pareto.json", "pareto.png")]
 
 

@@ -7,11 +7,16 @@ from __future__ import annotations
 import time as clock  # "time" is the --time field below
 from dataclasses import dataclass, field
 
-from nas import store
+from nas import records
+from nas.data import RECORDED, load_recorded
+from nas.storage import load_study
 from nas.device import on_device, resolve_device
-from nas.errors import UsageError, check_choice, check_int, check_positive
-from nas.augment import AUGMENTS
-from nas.trainer import EPOCH_CAP, TrainConfig, end_margin
+from nas import flags as F
+from nas.durations import Duration, duration_text
+from nas.errors import UsageError
+from nas.flags import check_settings, option
+from nas.schedule import EPOCH_CAP, end_margin
+from nas.trainer import TrainConfig
 
 # A --time run validates this often, spread evenly over the time, on the whole validation
 # split each time.
@@ -30,51 +35,44 @@ def time_left(limit: float, started: float, what: str) -> float:
 
 @dataclass(kw_only=True)
 class TrainingRun:
-    """What `nas train` and `nas baseline` share: a study's data, a device, the recipe."""
+    """What `nas train` and `nas baseline` share: a study's data, a device, the recipe;
+    each setting's flag declared once in nas.flags (with `nas search`'s)."""
     study_dir: str
-    epochs: int | None = None  # None: the command's default, or as many as fit in --time
-    time: int | None = None  # seconds from the command's start to the end of training, data loading included
-    started: float = field(default_factory=clock.time)  # when the command started (clock.time())
     storage: str | None = None  # --storage: a storage outside the study folder, named by the user
-    data_dir: str | None = None
-    device: str = "auto"
-    batch_size: int | None = None
-    lr: float | None = None  # None: 0.005 x sqrt(batch / 128)
-    label_smoothing: float = 0.0
-    mixup: float = 0.0  # Beta(mixup, mixup) blend of each batch with itself shuffled; 0: off
-    seed: int = 0
-    augment: str | None = None  # None: the search's --augment, else the dataset's own
+    started: float = field(default_factory=clock.time)  # when the command started (clock.time())
+    data_dir: str | None = option(None, F.DATA_DIR, "default: the search's")
     # Images to train on: None every one (nas train), RECORDED the search's --limit-train
     # (nas baseline, so its star sits among the front's points), else at most N.
-    limit_train: int | str | None = None
+    limit_train: int | str | None = option(None, F.LIMIT_TRAIN, "default: every image")
+    epochs: int | None = option(None, F.EPOCHS, "default 12")  # None: as many as fit in --time
+    time: Duration | None = option(None, F.TIME, "as many epochs as fit, the LR schedule "
+                                   "fitted to them")
+    batch_size: int | None = option(None, F.BATCH_SIZE, "default 128 on CPU, 512 on a GPU")
+    lr: float | None = option(None, F.LR, "default 0.005 x sqrt(batch/128)")
+    label_smoothing: float = option(0.0, F.LABEL_SMOOTHING)
+    mixup: float = option(0.0, F.MIXUP, "default 0: off")
+    augment: str | None = option(None, F.AUGMENT, "default: the search's")
+    seed: int = option(0, F.SEED)
+    device: str = option("auto", F.DEVICE)
 
     DEFAULT_EPOCHS = 12
 
     def validate(self) -> None:
         if self.epochs is None and self.time is None:
             self.epochs = self.DEFAULT_EPOCHS
-        for name in ("epochs", "time", "batch_size", "seed"):
-            check_int(name, getattr(self, name))
-        if self.limit_train != store.RECORDED:
-            check_int("limit_train", self.limit_train)
-        check_positive("lr", self.lr)
-        check_choice("augment", self.augment, AUGMENTS)
-        if not 0 <= self.label_smoothing < 1:
-            raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0 <= self.mixup <= 10:
-            raise UsageError(f"--mixup must be from 0 (off) to 10, got {self.mixup}; 0.2-1 is usual")
+        check_settings(self, skip=("limit_train",) if self.limit_train == RECORDED else ())
 
     def load(self):
         """(study, its data on the device, the device), after every check."""
         self.validate()
-        study = store.load_study(self.study_dir, self.storage)
+        study = load_study(self.study_dir, self.storage)
         device = resolve_device(self.device)
-        data = store.load_study_data(study, self.data_dir, self.limit_train)
+        data = load_recorded(records.study(study).data, self.data_dir, self.limit_train)
         if data is None:
             raise UsageError(f"the dataset of study {study.study_name!r} "
-                             f"({study.user_attrs['data']['name']}) was not found; pass --data-dir")
+                             f"({records.study(study).data.name}) was not found; pass --data-dir")
         if self.augment is None:  # train the way the search did unless told otherwise
-            self.augment = study.user_attrs.get("config", {}).get("augment") or data.info.augment
+            self.augment = records.study(study).augment or data.info.augment
         return study, on_device(data, device), device
 
     def train_config(self, data, **extra) -> TrainConfig:
@@ -89,8 +87,6 @@ class TrainingRun:
         """How long it trains, as its first line says it."""
         if self.time is None:
             return f"{self.epochs} epochs"
-        from nas.config import duration_text
-
         end = clock.strftime("%H:%M:%S", clock.localtime(self.started + self.time))
         return (f"as many epochs as fit in --time {duration_text(self.time)} (until {end})"
                 + (f", at most {self.epochs}" if self.epochs else ""))
@@ -103,7 +99,7 @@ class TrainingRun:
 
     @classmethod
     def from_args(cls, args, drop: tuple[str, ...] = ()):
-        """The settings given on the command line (argparse leaves the rest None), and
-        when the command started."""
+        """The settings given on the command line (argparse leaves the rest out), and when
+        the command started."""
         skip = {"func", "command", "debug", *drop}
         return cls(**{k: v for k, v in vars(args).items() if k not in skip and v is not None})

@@ -2,14 +2,13 @@
 the best completed net of each of the few best kinds (family, head, batch norm or not) is
 trained again from scratch with the final training's recipe, on the training split, for a
 look several slices long, and scored on the validation split. The final training
-takes the best of them (store.pick_trial's "best" is the runoff's winner once one ran).
+takes the best of them (pick_trial's "best" is the runoff's winner once one ran).
 
 Why kinds and not simply the top few: on faces the top of a slice-ranked study is one
 kind of net (no batch norm, flatten head), all of which learn fast and stop early, so a
 runoff among them would re-rank by the same speed.
 
-The looks are kept, one by one, in the study's ``runoff`` user attribute
-(store.RUNOFF_ATTR), so a stopped search loses none of them: run again, the same command
+The looks are kept, one by one, in the study's record (nas.records.RunoffLook), so a stopped search loses none of them: run again, the same command
 looks only at the nets not yet looked at.
 """
 
@@ -21,22 +20,25 @@ from typing import Callable
 import optuna
 import torch
 
-from nas import store
+from nas import records
+from nas.trials import completed_trials, search_rank, trial_val_acc
+from nas.weights import trial_spec
 from nas.data import Data
 from nas.final import LABEL_SMOOTHING
 from nas.model import build
-from nas.trainer import EPOCH_CAP, TrainConfig, train
+from nas.schedule import EPOCH_CAP
+from nas.trainer import TrainConfig, train
 
 
 def kind(trial: optuna.trial.FrozenTrial) -> tuple:
     """What a runoff keeps apart: the family, the head, and batch norm on or off."""
-    spec = store.trial_spec(trial)
-    return trial.user_attrs.get("space", ""), spec.head.kind, spec.bn
+    spec = trial_spec(trial)
+    return records.trial(trial).space or "", spec.head.kind, spec.bn
 
 
 def entrants(study: optuna.Study, nets: int) -> list[optuna.trial.FrozenTrial]:
     """The best completed trial of each kind, best kinds first, at most ``nets`` of them."""
-    ranked = sorted(store.completed_trials(study), key=store.search_rank, reverse=True)
+    ranked = sorted(completed_trials(study), key=search_rank, reverse=True)
     chosen, seen = [], set()
     for trial in ranked:
         if (k := kind(trial)) not in seen:
@@ -51,7 +53,7 @@ def run_runoff(study: optuna.Study, data: Data, device: torch.device, augment: s
                nets: int, look: float, until: float, log: Callable[[str], None] = print) -> list[dict]:
     """Look at each entrant not yet looked at for ``look`` seconds (less if ``until``,
     time.time(), comes first); returns every look the study holds."""
-    looks = store.runoff_looks(study)
+    looks = records.runoff(study)
     for trial in entrants(study, nets):
         if any(held["trial"] == trial.number for held in looks):
             continue
@@ -60,18 +62,18 @@ def run_runoff(study: optuna.Study, data: Data, device: torch.device, augment: s
             log(f"runoff: no time left to look at trial {trial.number}")
             break
         torch.manual_seed(trial.number)
-        model = build(store.trial_spec(trial, study)).to(device)
+        model = build(trial_spec(trial, study)).to(device)
         cfg = TrainConfig(EPOCH_CAP, augment=augment, label_smoothing=LABEL_SMOOTHING,
                           time_limit=seconds, time_reports=1)
         result = train(model, data, cfg)
-        looks.append({"trial": trial.number, "arch": trial.user_attrs["arch_str"],
-                      "params": trial.user_attrs["params"], "val_acc": result.val_acc,
-                      "search_val_acc": store.trial_val_acc(trial),
+        held = records.trial(trial)
+        looks.append({"trial": trial.number, "arch": held.arch_str,
+                      "params": held.params, "val_acc": result.val_acc,
+                      "search_val_acc": trial_val_acc(trial),
                       "epochs": round(result.epochs, 2), "seconds": round(result.seconds, 1),
                       "augment": augment})
-        study.set_user_attr(store.RUNOFF_ATTR, looks)
-        log(f"runoff: trial {trial.number} ({trial.user_attrs['arch_str']}, "
-            f"{trial.user_attrs['params']:,} params): val_acc {result.val_acc:.4f} after "
+        records.write_runoff(study, looks)
+        log(f"runoff: trial {trial.number} ({held.arch_str}, {held.params:,} params): val_acc {result.val_acc:.4f} after "
             f"{result.epochs:.1f} epochs ({result.seconds:.0f}s); its search score "
-            f"{store.trial_val_acc(trial):.4f}")
+            f"{trial_val_acc(trial):.4f}")
     return looks

@@ -1,4 +1,5 @@
-"""Opening an Optuna storage: a journal file or a database URL, as the user gave it. Only
+"""Opening an Optuna storage and a study folder's study in it: a journal file or a database
+URL, as the user gave it, and only what a folder may name without the user. Only
 a file that is an Optuna journal or database is opened as one, and commands that only read
 a study open it read-only: no lock taken, no repair, no table created (nas.journal checks
 journal files)."""
@@ -13,6 +14,7 @@ import optuna
 
 from nas import journal, urls
 from nas.errors import UsageError
+from nas.study_folder import inside, read_pointer
 
 
 def open_storage(url: str, read_only: bool = False):
@@ -77,3 +79,49 @@ def _open_database(url: str, attempts: int = 5, read_only: bool = False):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
+
+
+def is_own_storage(url: str, study_dir: str | Path) -> bool:
+    """Whether a storage is the study folder's own file (a journal or SQLite file in it)."""
+    file = urls.file_of(url)
+    return file is not None and inside(file, Path(study_dir))
+
+
+def study_storage(study_dir: str | Path, storage: str | None = None) -> dict:
+    """The study a folder names and the storage to open it in. A study folder may come from
+    someone else, so what its study.json names is used only when it is the folder's own file
+    (a journal or SQLite database inside it); any other storage (a file elsewhere, a database
+    server) only when the user names it themselves (``storage``, i.e. --storage)."""
+    meta = read_pointer(study_dir)
+    if storage is not None:
+        return {**meta, "storage": urls.absolute(storage)}
+    file = urls.file_of(meta["storage"])
+    if not is_own_storage(meta["storage"], study_dir):
+        where = ("a database server" if file is None else
+                 "a symlink out of the folder" if file.is_symlink() else "a file outside the folder")
+        raise UsageError(f"{Path(study_dir) / 'study.json'} names {where} as its storage "
+                         f"({urls.shown(meta['storage'])!r}); nas opens a storage outside the "
+                         f"study folder only when you name it: add --storage "
+                         f"{urls.shown(meta['storage'])!r}")
+    return meta
+
+
+def matching_storage(study_dir: str | Path, given: list[str] | None) -> str | None:
+    """Of the storages a user named (--storage, once per study), the one this folder's
+    study.json names (compared without passwords), else None."""
+    stored = read_pointer(study_dir)["storage"]
+    return next((url for url in given or () if urls.remembered(urls.absolute(url)) == stored), None)
+
+
+def load_study(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
+    """Open a study folder's study to read it (``storage``: --storage, see study_storage).
+    Never creates, locks, repairs or adds tables to a storage."""
+    meta = study_storage(study_dir, storage)
+    file = urls.file_of(meta["storage"])
+    if file is not None and not file.is_file():
+        raise UsageError(f"{study_dir}: its storage {file} is missing (study.json points there)")
+    try:
+        return optuna.load_study(study_name=meta["study_name"],
+                                 storage=open_storage(meta["storage"], read_only=True))
+    except KeyError:
+        raise UsageError(f"study {meta['study_name']!r} not found in {urls.shown(meta['storage'])}") from None

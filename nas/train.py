@@ -20,9 +20,15 @@ from pathlib import Path
 
 import torch
 
-from nas import files, store
+from nas import files, records
+from nas.storage import load_study
+from nas.study_folder import retrained_path, weights_path
+from nas.trials import pick_trial, trial_val_acc
+from nas.weights import load_trained, trial_spec
 from nas.errors import UsageError
 from nas.model import Normalized, build, state_bytes
+from nas import flags as F
+from nas.flags import option
 from nas.recipe import TrainingRun
 from nas.trusted import run_code
 from nas.evaluate import measure_accuracy
@@ -33,18 +39,13 @@ from nas.trainer import train
 class RetrainConfig(TrainingRun):
     trial: int | None = None  # None: the best trial
     DEFAULT_EPOCHS = 30
-    label_smoothing: float = 0.1
-    teacher: str | None = None  # a study, a trial's weights, an exported file (see load_teacher)
-    trust_code: bool = False  # --teacher may be any TorchScript file, its code run
-    temperature: float = 4.0
-    alpha: float = 0.5
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0 <= self.alpha <= 1:
-            raise UsageError(f"--alpha must be in [0, 1], got {self.alpha}")
-        if not self.temperature > 0:
-            raise UsageError(f"--temperature must be > 0, got {self.temperature}")
+    epochs: int | None = option(None, F.EPOCHS, "default 30")
+    label_smoothing: float = option(0.1, F.LABEL_SMOOTHING)
+    # A study, a trial's weights, an exported file (see load_teacher).
+    teacher: str | None = option(None, F.TEACHER)
+    trust_code: bool = option(False, F.TRUST_CODE)  # --teacher may be any TorchScript file
+    temperature: float = option(4.0, F.TEMPERATURE)
+    alpha: float = option(0.5, F.ALPHA)
 
 
 TRIAL_WEIGHTS = re.compile(r"trial-(\d+)(?:-[\w.-]+)?\.pt")  # weights/trial-N.pt, retrained/trial-N-kd-2.pt
@@ -65,20 +66,20 @@ def teacher_from_study(path: Path, device: torch.device) -> tuple[torch.nn.Modul
     from nas.final import final_path
 
     study_dir = path if path.is_dir() else path.parent.parent
-    study = store.load_study(study_dir)
+    study = load_study(study_dir)
     if path.is_dir():
-        trial = store.pick_trial(study, None)
-        trained = [*store.retrained_path(study_dir, trial.number).parent.glob("*.pt"),
+        trial = pick_trial(study, None)
+        trained = [*retrained_path(study_dir, trial.number).parent.glob("*.pt"),
                    final_path(study_dir, trial.number)]
         retrained = sorted((p for p in trained if p.is_file() and trial_of_weights(p) == trial.number),
                            key=lambda p: p.stat().st_mtime)
-        weights = retrained[-1] if retrained else store.weights_path(study_dir, trial.number)
+        weights = retrained[-1] if retrained else weights_path(study_dir, trial.number)
     else:
-        trial, weights = store.pick_trial(study, trial_of_weights(path)), path
-    _, net = store.load_trained(study_dir, trial, weights, study)
-    info = study.user_attrs["data"]
-    return (Normalized(net, info["mean"], info["std"]).to(device).eval(),
-            f"trial {trial.number} of {study_dir} ({trial.user_attrs['arch_str']}, weights {weights})")
+        trial, weights = pick_trial(study, trial_of_weights(path)), path
+    _, net = load_trained(study_dir, trial, weights, study)
+    info = records.study(study).data
+    return (Normalized(net, info.mean, info.std).to(device).eval(),
+            f"trial {trial.number} of {study_dir} ({records.trial(trial).arch_str}, weights {weights})")
 
 
 def teacher_from_baseline(path: Path, data, device: torch.device) -> tuple[torch.nn.Module, str]:
@@ -88,8 +89,8 @@ def teacher_from_baseline(path: Path, data, device: torch.device) -> tuple[torch
 
     study_dir = path.parent.parent
     net, row = load_weights(study_dir, path, data.info)
-    info = store.load_study(study_dir).user_attrs["data"]
-    return (Normalized(net, info["mean"], info["std"]).to(device).eval(),
+    info = records.study(load_study(study_dir)).data
+    return (Normalized(net, info.mean, info.std).to(device).eval(),
             f"baseline {row['name']} of {study_dir} ({row['model']}, {row['params']:,} params, "
             f"test_acc {row['test_acc']:.4f})")
 
@@ -147,15 +148,15 @@ def load_teacher(given: str, data, device: torch.device, trust_code: bool = Fals
 def retrain(cfg: RetrainConfig, log=print) -> dict:
     study_dir = Path(cfg.study_dir)
     study, data, device = cfg.load()
-    trial = store.pick_trial(study, cfg.trial)
-    spec = store.trial_spec(trial, study)
+    trial = pick_trial(study, cfg.trial)
+    spec = trial_spec(trial, study)
     teacher, teacher_what = (load_teacher(cfg.teacher, data, device, cfg.trust_code) if cfg.teacher
                              else (None, None))
     tag = "kd" if teacher is not None else ""
     torch.manual_seed(cfg.seed)
     model = build(spec).to(device)
-    log(f"retraining trial {trial.number} ({trial.user_attrs['arch_str']}, "
-        f"{trial.user_attrs['params']:,} params) from scratch: {cfg.length()} on "
+    held = records.trial(trial)
+    log(f"retraining trial {trial.number} ({held.arch_str}, {held.params:,} params) from scratch: {cfg.length()} on "
         f"{len(data.train_x):,} {data.info.name} images, {device}, augment "
         f"{cfg.augment}, label smoothing {cfg.label_smoothing}"
         + (f", mixup {cfg.mixup}" if cfg.mixup else "")
@@ -167,10 +168,9 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                    lambda report, acc: log(cfg.report_line(report, acc, start)))
     test_acc = measure_accuracy(model, data.test_x, data.test_y, data.info)  # fp32, as exported models run
 
-    figures = {"trial": trial.number, "arch": trial.user_attrs["arch_str"],
-               "params": trial.user_attrs["params"], "epochs": round(result.epochs, 2),
+    figures = {"trial": trial.number, "arch": held.arch_str, "params": held.params, "epochs": round(result.epochs, 2),
                "time_limit": cfg.time,
-               "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": store.trial_val_acc(trial),
+               "val_acc": result.val_acc, "test_acc": test_acc, "search_val_acc": trial_val_acc(trial),
                "history": result.history, "train_time": round(result.seconds, 2),
                "label_smoothing": cfg.label_smoothing, "mixup": cfg.mixup, "augment": cfg.augment,
                "teacher": str(Path(cfg.teacher).resolve()) if cfg.teacher else None,
@@ -179,7 +179,7 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed}
     path = save_retrained(study_dir, trial.number, tag, model, figures)
     figures["weights"] = str(path)
-    first = store.retrained_path(study_dir, trial.number, tag)
+    first = retrained_path(study_dir, trial.number, tag)
     figures["earlier"] = str(first) if path != first else None  # kept as it was
     return figures
 
@@ -201,7 +201,7 @@ def latest_retrain(study_dir: Path, number: int) -> dict | None:
     (retrained/trial-N.json, trial-N-2.json, ...), with "weights" added; None when it has
     none, or its .json is not one nas train writes."""
     latest = None
-    for path in retrain_names(store.retrained_path(study_dir, number)):
+    for path in retrain_names(retrained_path(study_dir, number)):
         if not path.exists() and not path.with_suffix(".json").exists():
             break  # names are claimed in order (save_retrained): none after a free one
         try:
@@ -220,7 +220,7 @@ def save_retrained(study_dir: Path, number: int, tag: str, model: torch.nn.Modul
     """retrained/trial-N[-kd].pt and its .json; an earlier retrain is never replaced: this
     one takes the next free name (trial-N-2.pt, ...), claimed without overwriting, so two
     retrains at once cannot take the same one either."""
-    first = store.retrained_path(study_dir, number, tag)
+    first = retrained_path(study_dir, number, tag)
     first.parent.mkdir(parents=True, exist_ok=True)
     data = state_bytes(model)
     for path in retrain_names(first):

@@ -1,6 +1,6 @@
 """The training loop, for a search's brief trials and ``nas train``'s long runs alike.
-Knows nothing of Optuna: the search passes ``on_epoch``,
-which may raise (to prune) after each epoch's validation accuracy is known.
+Knows nothing of Optuna: the search passes ``on_report``,
+which may raise (to prune) after each validation.
 
 The dataset stays uint8 on the training device; each batch is indexed, converted,
 normalised and augmented there, so no DataLoader or host-to-device copy sits in the loop.
@@ -12,7 +12,6 @@ Capture failures fall back to the eager step (the reason is logged once per proc
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import time
@@ -25,8 +24,9 @@ from torch import nn
 from nas.augment import augment, mixup_draw
 from nas.data import Data
 from nas.evaluate import BN_IMAGES, autocast, normalize, stats, validate
+from nas.device import capture_graph
+from nas.schedule import cycle_at, default_batch_size, default_lr, one_cycle
 
-log = logging.getLogger("nas")
 
 PRECISIONS = ("auto", "bf16", "fp32")
 WARMUP_STEPS = 3  # eager steps before capture: they create the optimiser state and warm cuDNN
@@ -92,59 +92,8 @@ class TrainResult:
     eval_seconds: float = 0.0
 
 
-def default_batch_size(device: torch.device) -> int:
-    # On a GPU, batch 128 leaves the device idle between launches; 512 trains as well in
-    # 3 epochs with the LR scaled up (see default_lr).
-    return 128 if device.type == "cpu" else 512
-
-
-def default_lr(batch_size: int) -> float:
-    """0.005 at batch 128, scaled by sqrt(batch / 128): 0.01 at 512. On MNIST, 3 epochs,
-    batch 512 reaches 0.9917 val at 0.01 against 0.9892 at 0.005 and 0.9927 for batch 128
-    at 0.005 (benchmarks/batch_lr.py)."""
-    return 5e-3 * math.sqrt(batch_size / 128)
-
-
 def uses_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
-
-
-EPOCH_CAP = 100_000  # a timed run's epochs when none are given: the time decides
-WARMUP_SHARE = 0.25  # of the run: linear LR warm-up, then cosine down to zero
-
-
-def one_cycle(total_steps: int, warmup: float = WARMUP_SHARE) -> Callable[[int], float]:
-    """LR factor of each step: linear warm-up over the first quarter, then cosine down to
-    zero. Written out because torch's OneCycleLR divides by zero when a run has only a few steps."""
-    warm = max(1, int(total_steps * warmup))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
-
-    return factor
-
-
-def cycle_at(progress: float, warmup: float = WARMUP_SHARE) -> float:
-    """The same schedule as a share of the run done (0 to 1): a timed run's, whose step
-    count is not known in advance."""
-    if progress < warmup:
-        return max(progress / warmup, 0.01)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup))))
-
-
-# A timed run keeps back, for its final validation, the time that many images take at this
-# fraction of the measured training speed (a forward pass alone runs about three times as
-# fast as forward, backward and update; the margin covers a busy machine).
-EVAL_SPEEDUP = 1.5
-SPEED_STEPS = 10  # steps after the warm-up over which a timed run measures its speed
-
-
-def end_margin(total: float) -> float:
-    """What a command with a time limit of ``total`` seconds keeps back after its training
-    for what follows it: the figures, files and plot it writes, the summary, its exit."""
-    return max(3.0, 0.01 * total)
 
 
 def distillation_loss(logits: torch.Tensor, teacher: nn.Module, images: torch.Tensor,
@@ -159,24 +108,11 @@ def distillation_loss(logits: torch.Tensor, teacher: nn.Module, images: torch.Te
                                 reduction="batchmean", log_target=True) * t * t
 
 
-_reported_fallbacks: set[str] = set()
-
-
-def _capture(step: Callable[[], None]) -> tuple[torch.cuda.CUDAGraph | None, str | None]:
-    """Capture ``step`` in a CUDA graph. Capture records and does not run, so the caller
-    replays once for the batch in hand. On failure: (None, reason), logged once per reason."""
-    try:
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            step()
-        return graph, None
-    except Exception as exc:  # any capture failure: the eager step still works
-        lines = str(exc).strip().splitlines() or [""]
-        reason = f"{type(exc).__name__}: {lines[0][:200]}"
-        if reason not in _reported_fallbacks:
-            _reported_fallbacks.add(reason)
-            log.warning("CUDA graph capture failed (%s); training eagerly instead", reason)
-        return None, reason
+# A timed run keeps back, for its final validation, the time that many images take at this
+# fraction of the measured training speed (a forward pass alone runs about three times as
+# fast as forward, backward and update; the margin covers a busy machine).
+EVAL_SPEEDUP = 1.5
+SPEED_STEPS = 10  # steps after the warm-up over which a timed run measures its speed
 
 
 def report_steps(steps_per_epoch: int, reports_per_epoch: int) -> list[int]:
@@ -188,163 +124,218 @@ def report_steps(steps_per_epoch: int, reports_per_epoch: int) -> list[int]:
 def train(model: nn.Module, data: Data, cfg: TrainConfig,
           on_report: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train ``model`` (already on the data's device) on ``data.train_*``. Validates
-    ``cfg.reports_per_epoch`` times an epoch and passes each (report number from 1,
-    accuracy) to ``on_report``, which may raise to stop the run."""
-    start = time.perf_counter()
-    device = data.train_x.device
-    on_cuda = device.type == "cuda"
-    bf16 = uses_bf16(cfg.precision, device)
-    want_graph = on_cuda if cfg.cuda_graph is None else cfg.cuda_graph
-    kind = cfg.augment or data.info.augment
-    model.to(memory_format=torch.channels_last)
-    n = len(data.train_x)
-    batch = min(cfg.batch_size or default_batch_size(device), n)
-    peak_lr = cfg.lr or default_lr(batch)
-    # Every step has the same shape (the ragged last batch is dropped), as a graph needs.
-    steps_per_epoch = n // batch
-    total_steps = cfg.epochs * steps_per_epoch
-    # A graph would replay one mixing share and one shuffle for ever.
-    want_graph = want_graph and total_steps > WARMUP_STEPS + 1 and not cfg.mixup
-    capturable = want_graph and on_cuda
-    # A graph bakes in every scalar, so the LR it reads must be a device tensor.
-    lr = torch.tensor(peak_lr, device=device) if capturable else peak_lr
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay,
-                                  capturable=capturable)
-    lr_factor = one_cycle(total_steps)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    mean, std = stats(data.info, device)
-    idx = torch.zeros(batch, dtype=torch.long, device=device)  # the batch in hand; graphs read it
-    loss_sum = torch.zeros((), device=device)
+    ``cfg.reports_per_epoch`` times an epoch (a timed run: ``cfg.time_reports`` times over
+    its time) and passes each (report number from 1, accuracy) to ``on_report``, which may
+    raise to stop the run."""
+    loop = TrainingLoop(model, data, cfg, on_report)
+    epoch = 0
+    for epoch in range(cfg.epochs):
+        if not loop.run_epoch(epoch):
+            break  # a timed run's time is up
+    loop.finish(epoch)
+    return loop.result()
 
-    teacher = cfg.teacher.eval() if cfg.teacher is not None else None
-    mixing = random.Random(cfg.seed)  # the mixup shares and shuffles, seeded like the rest
 
-    def step() -> None:
-        x, y = augment(normalize(data.train_x[idx], mean, std), kind), data.train_y[idx]
-        if cfg.mixup:
-            share, other = mixup_draw(mixing, cfg.mixup, batch, device)
-            x = share * x + (1 - share) * x[other]
-        optimizer.zero_grad(set_to_none=True)  # in a capture, backward then allocates the grads
-        with autocast(device, bf16):
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            if cfg.mixup:
-                loss = share * loss + (1 - share) * loss_fn(logits, y[other])
-            if teacher is not None:
-                loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * distillation_loss(
-                    logits, teacher, x * std + mean, cfg.kd_temperature)  # the same augmented view
-        loss.backward()
-        optimizer.step()
-        loss_sum.add_(loss.detach())
+class TrainingLoop:
+    """One training run's state, its steps named in the order they happen: set up
+    (optimiser, schedule, the batch buffer a graph reads), then per step the LR, the batch,
+    the step (eager, or captured once and replayed), and the reports."""
 
-    def set_lr(value: float) -> None:
-        for group in optimizer.param_groups:
+    def __init__(self, model: nn.Module, data: Data, cfg: TrainConfig,
+                 on_report: Callable[[int, float], None] | None) -> None:
+        self.start = time.perf_counter()
+        self.model, self.data, self.cfg, self.on_report = model, data, cfg, on_report
+        self.device = device = data.train_x.device
+        self.on_cuda = device.type == "cuda"
+        self.bf16 = uses_bf16(cfg.precision, device)
+        self.kind = cfg.augment or data.info.augment
+        model.to(memory_format=torch.channels_last)
+        self.n = n = len(data.train_x)
+        self.batch = min(cfg.batch_size or default_batch_size(device), n)
+        self.peak_lr = cfg.lr or default_lr(self.batch)
+        # Every step has the same shape (the ragged last batch is dropped), as a graph needs.
+        self.steps_per_epoch = n // self.batch
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        # A graph would replay one mixing share and one shuffle for ever.
+        want_graph = self.on_cuda if cfg.cuda_graph is None else cfg.cuda_graph
+        self.want_graph = want_graph and self.total_steps > WARMUP_STEPS + 1 and not cfg.mixup
+        capturable = self.want_graph and self.on_cuda
+        # A graph bakes in every scalar, so the LR it reads must be a device tensor.
+        lr = torch.tensor(self.peak_lr, device=device) if capturable else self.peak_lr
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr,
+                                           weight_decay=cfg.weight_decay, capturable=capturable)
+        self.lr_factor = one_cycle(self.total_steps)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.mean, self.std = stats(data.info, device)
+        self.idx = torch.zeros(self.batch, dtype=torch.long, device=device)  # the batch in hand
+        self.loss_sum = torch.zeros((), device=device)
+        self.teacher = cfg.teacher.eval() if cfg.teacher is not None else None
+        self.mixing = random.Random(cfg.seed)  # the mixup shares and shuffles, seeded like the rest
+        # Warm-up steps before a capture run on a side stream, as torch's graph docs ask.
+        self.side = torch.cuda.Stream() if capturable else None
+        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.graph, self.fallback = None, None
+        self.capture_seconds = self.eval_seconds = 0.0
+        self.history: list[float] = []
+        self.reports = report_steps(self.steps_per_epoch, cfg.reports_per_epoch)
+        self.quick = replace(data, val_x=data.val_x[:cfg.quick_images],
+                             val_y=data.val_y[:cfg.quick_images])
+        self.timed = cfg.time_limit is not None
+        # A timed run trains until train_until seconds after the start: its time limit less
+        # what its final validation will take, known once its speed is measured.
+        self.train_until = cfg.time_limit or math.inf
+        self.next_report, self.steps_done = 1, 0
+        self.loop_start = time.perf_counter()
+        self.speed_mark = (self.loop_start, 0)  # (time, steps done) where the speed clocks start
+
+    # ------------------------------------------------------------ the loop's steps
+
+    def run_epoch(self, epoch: int) -> bool:
+        """One epoch; False when a timed run's time ran out in it."""
+        self.model.train()
+        order = torch.randperm(self.n, generator=self.generator).to(self.device)
+        self.loss_sum.zero_()
+        for s in range(self.steps_per_epoch):
+            k = epoch * self.steps_per_epoch + s
+            if not self.set_lr_for(k):
+                return False
+            self.idx.copy_(order[s * self.batch:(s + 1) * self.batch])
+            self.take_step(k)
+            self.steps_done = k + 1
+            self.measure_speed()
+            self.report_if_due(epoch, s)
+        return True
+
+    def set_lr_for(self, k: int) -> bool:
+        """The schedule's LR for step ``k``: over the steps, or a timed run's time as it
+        passes; False when that time is up."""
+        if self.timed:
+            elapsed = time.perf_counter() - self.start
+            if k and elapsed >= self.train_until:
+                return False
+            factor = cycle_at(max(k / self.total_steps, elapsed / self.train_until))
+        else:
+            factor = self.lr_factor(k)
+        for group in self.optimizer.param_groups:
             if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(value)
+                group["lr"].fill_(self.peak_lr * factor)
             else:
-                group["lr"] = value
+                group["lr"] = self.peak_lr * factor
+        return True
 
-    # Warm-up steps before a capture run on a side stream, as torch's graph docs ask.
-    side = torch.cuda.Stream() if capturable else None
-    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    graph, fallback, capture_seconds, eval_seconds, history = None, None, 0.0, 0.0, []
-    reports = report_steps(steps_per_epoch, cfg.reports_per_epoch)
-    quick = replace(data, val_x=data.val_x[:cfg.quick_images], val_y=data.val_y[:cfg.quick_images])
+    def take_step(self, k: int) -> None:
+        """The step on the batch in hand: replayed from the graph, captured at step
+        WARMUP_STEPS, warmed up on the side stream before it, or eager."""
+        if self.graph is not None:
+            self.graph.replay()
+        elif self.want_graph and k == WARMUP_STEPS:
+            t0 = time.perf_counter()
+            self.graph, self.fallback = capture_graph(self.step)
+            self.capture_seconds = time.perf_counter() - t0
+            self.want_graph = self.graph is not None  # after a failure: eager steps from here
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self.step()
+        elif self.want_graph and self.side is not None:
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
+                self.step()
+            torch.cuda.current_stream().wait_stream(self.side)
+        else:
+            self.step()
 
-    def report(epoch: int, steps_done: int, at_end: bool) -> None:
-        nonlocal eval_seconds
-        # One check per report: a per-step check would synchronise the device every step.
-        if not torch.isfinite(loss_sum):
-            raise Diverged(f"training loss became {loss_sum.item()} in epoch {epoch + 1}")
-        if cfg.min_speed and not history:
-            # Timed from the end of the warm-up steps, which pay one-off costs (allocation,
-            # kernel selection) that made a process's first trial look 2x slower.
-            t0, k0 = speed_mark if speed_mark[1] < steps_done else (loop_start, 0)
-            seconds = time.perf_counter() - t0 - capture_seconds
-            speed = (steps_done - k0) * batch / max(seconds, 1e-9)
+    def step(self) -> None:
+        """Forward, loss, backward and update on the batch ``idx`` holds (what a graph captures)."""
+        cfg, data = self.cfg, self.data
+        x = augment(normalize(data.train_x[self.idx], self.mean, self.std), self.kind)
+        y = data.train_y[self.idx]
+        if cfg.mixup:
+            share, other = mixup_draw(self.mixing, cfg.mixup, self.batch, self.device)
+            x = share * x + (1 - share) * x[other]
+        self.optimizer.zero_grad(set_to_none=True)  # in a capture, backward then allocates the grads
+        with autocast(self.device, self.bf16):
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+            if cfg.mixup:
+                loss = share * loss + (1 - share) * self.loss_fn(logits, y[other])
+            if self.teacher is not None:
+                loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * distillation_loss(
+                    logits, self.teacher, x * self.std + self.mean, cfg.kd_temperature)  # the same view
+        loss.backward()
+        self.optimizer.step()
+        self.loss_sum.add_(loss.detach())
+
+    def measure_speed(self) -> None:
+        """Start the speed clock after the warm-up steps, which pay one-off costs
+        (allocation, kernel selection) that made a process's first trial look 2x slower;
+        a timed run then keeps back the time its final validation will take."""
+        cfg = self.cfg
+        if (cfg.min_speed or self.timed) and self.steps_done == WARMUP_STEPS:
+            if self.on_cuda:
+                torch.cuda.synchronize(self.device)
+            self.speed_mark = (time.perf_counter(), self.steps_done)
+        if self.timed and self.steps_done == WARMUP_STEPS + SPEED_STEPS:
+            final_images = cfg.after_images + (len(self.data.val_x) + min(cfg.bn_images, self.n)
+                                               if cfg.time_reports else 0)
+            if self.on_cuda:
+                torch.cuda.synchronize(self.device)
+            seconds = max(time.perf_counter() - self.speed_mark[0], 1e-9)
+            speed = (self.steps_done - self.speed_mark[1]) * self.batch / seconds
+            self.train_until = cfg.time_limit - final_images / (EVAL_SPEEDUP * speed)
+
+    def report_if_due(self, epoch: int, s: int) -> None:
+        """Validate where a report falls: at the epoch's report steps, or (timed) at even
+        shares of the time or of the epoch cap, whichever is further on."""
+        if not self.timed:
+            if s + 1 in self.reports:
+                self.report(epoch, at_end=s + 1 == self.steps_per_epoch)
+        elif self.next_report < self.cfg.time_reports and max(
+                self.steps_done / self.total_steps, (time.perf_counter() - self.start) / self.train_until
+        ) >= self.next_report / self.cfg.time_reports:
+            self.next_report += 1
+            self.report(epoch, at_end=False)
+
+    def report(self, epoch: int, at_end: bool) -> None:
+        """Check the loss and the speed, validate, and pass the accuracy on."""
+        cfg = self.cfg
+        self.check_finite(epoch)  # once per report: a per-step check would sync every step
+        if cfg.min_speed and not self.history:
+            t0, k0 = (self.speed_mark if self.speed_mark[1] < self.steps_done
+                      else (self.loop_start, 0))
+            seconds = time.perf_counter() - t0 - self.capture_seconds
+            speed = (self.steps_done - k0) * self.batch / max(seconds, 1e-9)
             if speed < cfg.min_speed:
                 raise TooSlow(f"too slow: {speed:,.0f} images/s < {cfg.min_speed:,.0f}")
         t0 = time.perf_counter()
         if at_end or not cfg.quick_images:
-            history.append(validate(model, data, bf16, cfg.bn_images))
+            self.history.append(validate(self.model, self.data, self.bf16, cfg.bn_images))
         else:
-            history.append(validate(model, quick, bf16, min(cfg.bn_images, cfg.quick_images)))
-        eval_seconds += time.perf_counter() - t0
-        if on_report is not None:
-            on_report(len(history), history[-1])
+            self.history.append(validate(self.model, self.quick, self.bf16,
+                                         min(cfg.bn_images, cfg.quick_images)))
+        self.eval_seconds += time.perf_counter() - t0
+        if self.on_report is not None:
+            self.on_report(len(self.history), self.history[-1])
 
-    timed = cfg.time_limit is not None
-    # A timed run trains until train_until seconds after the start: its time limit less what
-    # its final validation will take, known once its speed is measured.
-    train_until, next_report, steps_done = cfg.time_limit or math.inf, 1, 0
+    def check_finite(self, epoch: int) -> None:
+        if not torch.isfinite(self.loss_sum):
+            raise Diverged(f"training loss became {self.loss_sum.item()} in epoch {epoch + 1}")
 
-    def measured_speed(since: tuple[float, int], steps: int) -> float:
-        if on_cuda:
-            torch.cuda.synchronize(device)
-        return (steps - since[1]) * batch / max(time.perf_counter() - since[0], 1e-9)
-
-    loop_start = time.perf_counter()
-    speed_mark = (loop_start, 0)  # (time, steps done) where the speed clocks start
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        loss_sum.zero_()
-        for s in range(steps_per_epoch):
-            k = epoch * steps_per_epoch + s
-            if timed:
-                elapsed = time.perf_counter() - start
-                if k and elapsed >= train_until:
-                    break
-                set_lr(peak_lr * cycle_at(max(k / total_steps, elapsed / train_until)))
+    def finish(self, epoch: int) -> None:
+        """A timed run's last validation (or, without one, its loss check); the graph's
+        private memory pool freed."""
+        if self.timed:
+            if self.cfg.time_reports:
+                self.report(epoch, at_end=True)
             else:
-                set_lr(peak_lr * lr_factor(k))
-            idx.copy_(order[s * batch:(s + 1) * batch])
-            if graph is not None:
-                graph.replay()
-            elif want_graph and k == WARMUP_STEPS:
-                t0 = time.perf_counter()
-                graph, fallback = _capture(step)
-                capture_seconds = time.perf_counter() - t0
-                want_graph = graph is not None  # after a failure: plain eager steps from here
-                if graph is not None:
-                    graph.replay()
-                else:
-                    step()
-            elif want_graph and side is not None:
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
-                    step()
-                torch.cuda.current_stream().wait_stream(side)
-            else:
-                step()
-            steps_done = k + 1
-            if (cfg.min_speed or timed) and steps_done == WARMUP_STEPS:
-                if on_cuda:
-                    torch.cuda.synchronize(device)
-                speed_mark = (time.perf_counter(), steps_done)
-            if timed and steps_done == WARMUP_STEPS + SPEED_STEPS:
-                final_images = cfg.after_images + (len(data.val_x) + min(cfg.bn_images, n)
-                                                   if cfg.time_reports else 0)
-                reserve = final_images / (EVAL_SPEEDUP * measured_speed(speed_mark, steps_done))
-                train_until = cfg.time_limit - reserve
-            if not timed:
-                if s + 1 in reports:
-                    report(epoch, steps_done, at_end=s + 1 == steps_per_epoch)
-            elif next_report < cfg.time_reports and max(
-                    steps_done / total_steps, (time.perf_counter() - start) / train_until
-            ) >= next_report / cfg.time_reports:  # time or the epoch cap, whichever is further
-                next_report += 1
-                report(epoch, steps_done, at_end=False)
-        else:
-            continue
-        break  # a timed run's time is up
-    if timed:
-        if cfg.time_reports:
-            report(epoch, steps_done, at_end=True)
-        elif not torch.isfinite(loss_sum):
-            raise Diverged(f"training loss became {loss_sum.item()} in epoch {epoch + 1}")
-    del graph  # frees the graph's private memory pool with it
-    return TrainResult(history[-1] if history else None,
-                       steps_done / steps_per_epoch if timed else cfg.epochs,
-                       time.perf_counter() - start, history, batch, peak_lr, bf16, want_graph,
-                       fallback, capture_seconds, eval_seconds)
+                self.check_finite(epoch)
+        self.graph = None
+
+    def result(self) -> TrainResult:
+        return TrainResult(
+            val_acc=self.history[-1] if self.history else None,
+            epochs=self.steps_done / self.steps_per_epoch if self.timed else self.cfg.epochs,
+            seconds=time.perf_counter() - self.start, history=self.history,
+            batch_size=self.batch, lr=self.peak_lr, bf16=self.bf16, cuda_graph=self.want_graph,
+            graph_fallback=self.fallback, capture_seconds=self.capture_seconds,
+            eval_seconds=self.eval_seconds)

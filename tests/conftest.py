@@ -86,11 +86,11 @@ def copy_study(original: Path, study_dir: Path) -> Path:
     import json
     import shutil
 
-    from nas import store
+    from nas.study_folder import default_storage
 
     shutil.copytree(original, study_dir)
     pointer = json.loads((study_dir / "study.json").read_text())
-    pointer["storage"] = store.default_storage(study_dir)
+    pointer["storage"] = default_storage(study_dir)
     (study_dir / "study.json").write_text(json.dumps(pointer))
     return study_dir
 
@@ -99,9 +99,10 @@ def writable_study(study_dir: Path):
     """A test's own study, opened to be changed (nas's commands open studies read-only)."""
     import optuna
 
-    from nas import storage, store
+    from nas import storage
+    from nas.study_folder import read_pointer
 
-    meta = store.read_pointer(study_dir)
+    meta = read_pointer(study_dir)
     return optuna.load_study(study_name=meta["study_name"], storage=storage.open_storage(meta["storage"]))
 
 

@@ -73,10 +73,11 @@ def test_time_plan_benchmark_runs_each_variant_of_the_plan(tmp_path):
 
 def test_train_recipe_benchmark_trains_one_net_once_per_recipe(tmp_path, searched_synthetic):
     from conftest import copy_study
-    from nas import store
+    from nas.storage import load_study
+    from nas.trials import pick_trial
 
     study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
-    trial = store.pick_trial(store.load_study(study_dir), None).number
+    trial = pick_trial(load_study(study_dir), None).number
     figures = tmp_path / "recipe.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_recipe.py"),
                            # --time leaves room for a loaded machine's start; one epoch ends each
@@ -97,7 +98,7 @@ def test_train_recipe_benchmark_trains_one_net_once_per_recipe(tmp_path, searche
 
 
 def test_study_trials_lists_every_sampled_trial_best_first(tmp_path, searched_synthetic):
-    from nas import store
+    from nas.storage import load_study
 
     study_dir, _ = searched_synthetic("cnn", 3, 1)
     figures = tmp_path / "trials.json"
@@ -106,7 +107,7 @@ def test_study_trials_lists_every_sampled_trial_best_first(tmp_path, searched_sy
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(figures.read_text())["trials"]
-    study = store.load_study(study_dir)
+    study = load_study(study_dir)
     assert sorted(r["trial"] for r in rows) == [t.number for t in study.trials]
     complete = [r["score"] for r in rows if r["state"] == "complete"]
     assert complete == sorted(complete, reverse=True) and rows[0]["state"] == "complete"

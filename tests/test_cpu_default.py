@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from nas import config, store
+from nas import config
+from nas.storage import load_study
 
 
 def test_the_cards_command_on_a_cpu_says_how_it_was_sized_and_runs_that_size(tmp_path):
@@ -38,7 +39,7 @@ def test_the_cards_command_on_a_cpu_says_how_it_was_sized_and_runs_that_size(tmp
                         r"runs/mnist-50k/final/ \(nas export --best writes it\)", plan), plan
     assert lines[-1] == ("searching 'mobilenet' on mnist (54,000 train / 6,000 val images) under "
                          "50,000 params: trials of 25s each on cpu")
-    stored = store.load_study(tmp_path / "runs" / "mnist-50k").user_attrs["config"]
+    stored = load_study(tmp_path / "runs" / "mnist-50k").user_attrs["config"]
     assert (stored["time"], stored["max_macs"], stored["epochs"]) == (600, None, None)
 
 

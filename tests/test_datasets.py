@@ -264,8 +264,8 @@ def test_a_folder_study_resumed_at_another_size_or_channel_count_is_refused(tmp_
                            (["--image-size", 8, "--grayscale"], "--grayscale False; got --grayscale True")):
         code, _, err = run(*base, "--trials", 2, *extra)
         assert code == 2 and message in err and err.count("\n") == 1, err
-    from nas import store
-    assert len(store.load_study(tmp_path / "runs" / "pets").trials) == 1
+    from nas.storage import load_study
+    assert len(load_study(tmp_path / "runs" / "pets").trials) == 1
 
 
 def test_grey_images_load_as_one_channel(tmp_path):

@@ -13,7 +13,11 @@ from conftest import copy_study, writable_study
 import pytest
 import torch
 
-from nas import store
+from nas import records
+from nas.data import load_recorded
+from nas.storage import load_study
+from nas.trials import completed_trials
+from nas.weights import load_trained
 from nas.model import Normalized
 
 
@@ -23,7 +27,7 @@ def study_dir(searched_synthetic, tmp_path):
 
 
 def test_onnx_export_runs_in_onnxruntime_as_the_eager_model_does(study_dir, run):
-    study = store.load_study(study_dir)
+    study = load_study(study_dir)
     best = study.best_trial.number
     code, out, err = run("export", study_dir, "--best", "--format", "onnx")
     assert code == 0, err
@@ -45,8 +49,8 @@ def test_onnx_export_runs_in_onnxruntime_as_the_eager_model_does(study_dir, run)
     # onnxruntime alone, on real validation images, any batch size; normalisation inside.
     session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]
-    data = store.load_study_data(study)
-    _, net = store.load_trained(study_dir, study.best_trial)
+    data = load_recorded(records.study(study).data)
+    _, net = load_trained(study_dir, study.best_trial)
     eager = Normalized(net, meta["normalization"]["mean"], meta["normalization"]["std"]).eval()
     images = data.val_x.float() / 255
     for batch in (images[:1], images[:7], images):
@@ -61,7 +65,7 @@ def test_onnx_export_runs_in_onnxruntime_as_the_eager_model_does(study_dir, run)
 
 def test_a_failed_onnx_check_writes_nothing(study_dir, run, tmp_path):
     study = writable_study(study_dir)
-    trial = store.completed_trials(study)[0]
+    trial = completed_trials(study)[0]
     study.set_user_attr("config", {**study.user_attrs["config"],
                                    "budget": trial.user_attrs["params"] - 1})
     before = set(tmp_path.iterdir())

@@ -24,7 +24,10 @@ from PIL import Image
 
 import hostile
 from conftest import copy_study, writable_study
-from nas import journal, store
+from nas import journal
+from nas.storage import load_study
+from nas.study_folder import weights_path
+from nas.trials import completed_trials, pick_trial
 from nas.arch import ArchSpec
 from nas.budget import count_params
 
@@ -172,7 +175,7 @@ def test_a_teacher_is_a_study_trial_or_an_export_and_runs_no_code_unasked(study,
     # A trial of a study as the teacher: built from its spec, weights as tensors only.
     code, out, err = run("train", study, "--best", "--epochs", 1, "--teacher", study, "--alpha", 1.0)
     assert code == 0, err
-    best = store.pick_trial(store.load_study(study), None).number
+    best = pick_trial(load_study(study), None).number
     assert f"distilling from trial {best} of {study}" in out and f"weights/trial-{best}.pt" in out
 
 
@@ -256,7 +259,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(study, tmp_path):
 def _add_planted_trial(study_dir: Path, **attrs) -> int:
     """A completed trial written into the study's real journal, as an edited file would hold."""
     study = writable_study(study_dir)
-    base = store.completed_trials(study)[0]
+    base = completed_trials(study)[0]
     trial = optuna.trial.create_trial(value=0.99, params=base.params, distributions=base.distributions,
                                       user_attrs={**base.user_attrs, **attrs})
     study.add_trial(trial)
@@ -278,10 +281,10 @@ def test_damaged_records_are_one_line_naming_what_was_wrong(study, run, tmp_path
     one_line(*run("export", study, "--trial", 0, "--weights", weights, "--out", tmp_path / "m.pt")[::2],
              "w.json (beside --weights) is not the figures nas train writes")
     # A million channels in a planted trial: counted from the spec, never built.
-    arch = ArchSpec.from_dict(store.completed_trials(store.load_study(study))[0].user_attrs["arch"]).to_dict()
+    arch = ArchSpec.from_dict(completed_trials(load_study(study))[0].user_attrs["arch"]).to_dict()
     arch["blocks"][0]["out"] = 10 ** 6
     huge = _add_planted_trial(study, arch=arch, params=count_params(ArchSpec.from_dict(arch)))
-    shutil.copy(study / "weights" / "trial-0.pt", store.weights_path(study, huge))
+    shutil.copy(study / "weights" / "trial-0.pt", weights_path(study, huge))
     one_line(*run("export", study, "--trial", huge)[::2], "is over the study's budget of 20,000")
     one_line(*run("train", study, "--trial", huge, "--epochs", 1)[::2], "is over the study's budget")
     # A trial whose params attribute is a string.

@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import torch
 
-from nas import store
+from nas.storage import load_study
 
 
 def read_idx(path, offset):
@@ -25,7 +25,7 @@ def test_real_mnist_search_and_export(tmp_path, run, mnist_dir):
                          "--no-progress")
     assert code == 0, err
     study_dir = tmp_path / "mnist-50k"  # the default study name
-    study = store.load_study(study_dir)
+    study = load_study(study_dir)
     best = max(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
     assert best > 0.90, out
     # The data dir was only read.

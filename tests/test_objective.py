@@ -4,7 +4,8 @@ size-aware rule (Optuna cannot prune multi-objective studies)."""
 import optuna
 import pytest
 
-from nas import store
+from nas.storage import load_study
+from nas.trials import completed_trials
 from nas.search.objective import STOP_STARTUP, size_aware_stop
 
 
@@ -38,10 +39,10 @@ def test_pareto_objective_runs_a_multi_objective_study_with_early_stopping(tmp_p
             "--no-progress"]
     code, out, err = run(*base, "--objective", objective)
     assert code == 0, err
-    study = store.load_study(tmp_path / "mo")
+    study = load_study(tmp_path / "mo")
     assert len(study.directions) == values
     assert study.metric_names == ["val_acc", "params", "macs"][:values]
-    done = store.completed_trials(study)
+    done = completed_trials(study)
     for t in done:
         assert t.values[1] == t.user_attrs["params"] <= 20_000
         assert t.values[0] == t.user_attrs["val_history"][-1] == t.user_attrs["val_acc"]
@@ -78,6 +79,6 @@ def test_random_sampler_and_timeout(tmp_path, run):
                          "--sampler", "random", "--runs-dir", tmp_path, "--study", "rnd",
                          "--no-progress")
     assert code == 0, err
-    study = store.load_study(tmp_path / "rnd")
+    study = load_study(tmp_path / "rnd")
     assert 1 <= len(study.trials) < 1000  # stopped by the clock, not by --trials
     assert study.user_attrs["config"]["sampler"] == "random"

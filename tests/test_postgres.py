@@ -17,7 +17,7 @@ import optuna
 import pytest
 
 from conftest import dashboard_study_names
-from nas import store
+from nas.storage import load_study
 
 
 def _postgres_bin() -> Path | None:
@@ -96,7 +96,7 @@ def test_two_searches_fill_one_postgresql_study_and_the_dashboard_opens_it(tmp_p
     assert {t.user_attrs["pid"] for t in trials} == {p.pid for p in procs}  # both took part
     # Each machine's study folder points at the shared database and sees every trial.
     for i in (1, 2):
-        assert len(store.load_study(tmp_path / f"machine{i}" / "shared", postgres_url).trials) == len(trials)
+        assert len(load_study(tmp_path / f"machine{i}" / "shared", postgres_url).trials) == len(trials)
     assert "shared" in dashboard_study_names(postgres_url)
     print(f"two processes, one PostgreSQL study: {len(trials)} trials for --trials 12")
 

@@ -14,14 +14,16 @@ import pytest
 import torch
 
 from conftest import copy_study, without_progress, writable_study
-from nas import store
+from nas.storage import load_study
+from nas.study_folder import weights_path
+from nas.trials import completed_trials
 
 
 def _wait_for_running_trial(study_dir, proc, timeout=120, storage=None):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        running = [t for t in store.load_study(study_dir, storage).get_trials(
+        running = [t for t in load_study(study_dir, storage).get_trials(
             states=(optuna.trial.TrialState.RUNNING,)) if "arch" in t.user_attrs]
         if running:
             return running[0]
@@ -45,7 +47,7 @@ def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_pa
     time.sleep(1.0)  # inside its 400 epochs
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    study = store.load_study(runs / "kill", url)
+    study = load_study(runs / "kill", url)
     first = study.trials[0]
     assert first.state == optuna.trial.TrialState.COMPLETE
     assert study.trials[victim.number].state == optuna.trial.TrialState.RUNNING  # left stale
@@ -55,7 +57,7 @@ def test_kill_9_mid_trial_then_rerun_retries_it_and_keeps_finished_trials(tmp_pa
     resume_seconds = time.time() - start
     assert done.returncode == 0, done.stderr
     assert f"trial {victim.number} was interrupted" in done.stdout
-    study = store.load_study(runs / "kill", url)
+    study = load_study(runs / "kill", url)
     killed = study.trials[victim.number]
     assert killed.state == optuna.trial.TrialState.FAIL
     assert "interrupted: its worker (pid" in killed.user_attrs["fail_reason"]
@@ -80,7 +82,7 @@ def test_same_seed_on_cpu_proposes_the_same_architectures_with_the_same_accuraci
                            "--seed", 7, "--runs-dir", tmp_path / name, "--study", "det",
                            "--device", "cpu", "--no-progress")
         assert code == 0, err
-        trials = store.load_study(tmp_path / name / "det").trials
+        trials = load_study(tmp_path / name / "det").trials
         results.append([(t.user_attrs.get("arch_str"), t.state, t.value) for t in trials])
     assert len(results[0]) == 10
     for (arch_a, state_a, value_a), (arch_b, state_b, value_b) in zip(*results):
@@ -104,7 +106,7 @@ def test_out_of_memory_trials_fail_with_the_reason_free_their_memory_and_the_sea
          "--memory-limit", "0.15", "--runs-dir", str(runs), "--study", "oom", "--no-progress"],
         capture_output=True, text=True, env={**os.environ, **STEADY_HEAP})
     assert proc.returncode == 0, proc.stderr
-    trials = store.load_study(runs / "oom").trials
+    trials = load_study(runs / "oom").trials
     assert len(trials) == 8
     oom = [t.number for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert oom and all(trials[n].user_attrs["fail_reason"].startswith("out of memory: ")
@@ -130,7 +132,7 @@ def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_r
            "--budget", "15000", "--limit-train", "300", "--runs-dir", str(runs), "--study", "sig",
            "--pruner", "none", "--no-progress", "--jobs", str(jobs)]
     assert subprocess.run(cmd + ["--trials", "1", "--epochs", "1"], capture_output=True).returncode == 0
-    first = store.load_study(runs / "sig").trials[0]
+    first = load_study(runs / "sig").trials[0]
     (runs / "sig" / "pareto.json").unlink()
     # Its own session, so SIGINT goes to the whole group, workers too, as Ctrl-C in a terminal.
     # SIGINT restored to its default, as a terminal has it: a suite started in the background
@@ -148,7 +150,7 @@ def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_r
     assert without_progress(err) == [f"nas: interrupted by {name}; completed trials are kept "
                                      f"in {runs / 'sig'} (re-run the same command to resume)"]
     assert [r["trial"] for r in json.loads((runs / "sig" / "pareto.json").read_text())] == [0]
-    study = store.load_study(runs / "sig")
+    study = load_study(runs / "sig")
     stopped = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(stopped) == jobs and not any(t.state == optuna.trial.TrialState.RUNNING
                                             for t in study.trials)
@@ -156,7 +158,7 @@ def test_ctrl_c_abandons_the_running_trials_writes_results_exits_130_and_rerun_r
 
     again = subprocess.run(cmd + ["--trials", "3", "--epochs", "1"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    study = store.load_study(runs / "sig")
+    study = load_study(runs / "sig")
     for t in stopped:  # each abandoned trial's parameters ran again, to the end
         retry = [r for r in study.trials if r.user_attrs.get("retry_of") == t.number]
         assert len(retry) == 1 and retry[0].params == t.params
@@ -180,7 +182,7 @@ def test_four_workers_fill_one_study_with_100_trials_none_lost_none_twice(tmp_pa
     seconds = time.time() - start
     assert proc.returncode == 0, proc.stderr
     assert "locked" not in (proc.stdout + proc.stderr).lower()
-    trials = store.load_study(runs / "many", url).trials
+    trials = load_study(runs / "many", url).trials
     assert sorted(t.number for t in trials) == list(range(100))  # unique and contiguous
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
                for t in trials)  # finished: trained, or infeasible (never built); none failed
@@ -204,8 +206,8 @@ def test_a_torn_journal_tail_is_cut_back_and_the_study_goes_on(searched_syntheti
     records = kept.count(b"\n")
     assert f"the {records} records before it are kept" in err
     assert journal.read_bytes().startswith(kept)  # nothing before the tear was touched
-    study = store.load_study(study_dir)
-    assert len(study.trials) == 4 and len(store.completed_trials(study)) >= 3
+    study = load_study(study_dir)
+    assert len(study.trials) == 4 and len(completed_trials(study)) >= 3
     code, _, err = run("pareto", study_dir)
     assert code == 0 and "torn" not in err
 
@@ -286,7 +288,7 @@ def test_test_accuracy_is_never_taken_from_other_weights(searched_synthetic, tmp
     # Plant a wrong accuracy under each key, then give one front trial other weights.
     (study_dir / "test_acc.json").write_text(json.dumps({key: 0.0123 for key in cache}))
     victim = front[-1]["trial"]
-    weights = store.weights_path(study_dir, victim)
+    weights = weights_path(study_dir, victim)
     state = torch.load(weights, weights_only=True)
     torch.save({k: v * 0 if v.is_floating_point() else v for k, v in state.items()}, weights)
     assert run("pareto", study_dir)[0] == 0
@@ -297,7 +299,7 @@ def test_test_accuracy_is_never_taken_from_other_weights(searched_synthetic, tmp
 
 def test_export_replaces_a_good_model_only_with_a_verified_pair(searched_synthetic, tmp_path, run):
     study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
-    trials = [t.number for t in store.completed_trials(store.load_study(study_dir))]
+    trials = [t.number for t in completed_trials(load_study(study_dir))]
     out = tmp_path / "model.pt"
     assert run("export", study_dir, "--trial", trials[0], "--out", out)[0] == 0
     pair = (out.read_bytes(), out.with_suffix(".json").read_bytes())
@@ -371,7 +373,7 @@ def test_workers_end_when_the_search_is_killed_9(tmp_path):
     while time.time() < deadline and len(workers) < 2:
         time.sleep(0.5)
         if (runs / "w" / "study.json").is_file():
-            workers = {t.user_attrs["pid"] for t in store.load_study(runs / "w").trials
+            workers = {t.user_attrs["pid"] for t in load_study(runs / "w").trials
                        if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs}
     assert len(workers) == 2 and proc.pid not in workers, "the workers never started"
     os.kill(proc.pid, signal.SIGKILL)
@@ -413,7 +415,7 @@ def test_a_tiny_memory_limit_fails_trials_as_out_of_memory_and_nothing_else(tmp_
                            "--runs-dir", str(runs), "--study", "m", "--no-progress"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    trials = store.load_study(runs / "m").trials
+    trials = load_study(runs / "m").trials
     assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
     for t in trials:
         if t.state == optuna.trial.TrialState.FAIL:

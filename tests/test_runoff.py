@@ -8,7 +8,9 @@ import optuna
 import pytest
 import torch
 
-from nas import final, runoff, store
+from nas import final, records, runoff
+from nas.storage import load_study
+from nas.trials import pick_trial
 from nas.search import plan
 from nas.arch import ArchSpec
 from nas.budget import count_params
@@ -53,22 +55,22 @@ def test_the_runoff_takes_the_best_net_of_each_kind_and_its_winner_is_the_best(s
     study, data = study
     assert [t.number for t in runoff.entrants(study, RUNOFF_NETS)] == [0, 2, 3]  # not 1: 0's kind
     assert [t.number for t in runoff.entrants(study, 10)] == [0, 2, 3, 4]
-    assert store.pick_trial(study, None).number == 0  # before a runoff: the best search score
+    assert pick_trial(study, None).number == 0  # before a runoff: the best search score
 
     looks = runoff.run_runoff(study, data, CPU, "flip-crop",
                               RUNOFF_NETS, look=2.0, until=time.time() + 60, log=lambda _: None)
     assert [held["trial"] for held in looks] == [0, 2, 3]
     assert all(0 < held["epochs"] and 0 <= held["val_acc"] <= 1 for held in looks)
-    assert store.runoff_looks(study) == looks  # kept in the study as they finish
+    assert records.runoff(study) == looks  # kept in the study as they finish
     winner = max(looks, key=lambda held: held["val_acc"])["trial"]
-    assert store.pick_trial(study, None).number == winner
+    assert pick_trial(study, None).number == winner
 
     # Run again (a stopped search's same command): nothing is looked at twice.
     assert runoff.run_runoff(study, data, CPU, "flip-crop", RUNOFF_NETS, 2.0,
                              time.time() + 60, lambda _: None) == looks
     # Out of time: no look is started that could not get half its length.
     lines = []
-    study.set_user_attr(store.RUNOFF_ATTR, [])
+    study.set_user_attr("runoff", [])
     assert runoff.run_runoff(study, data, CPU, "none", RUNOFF_NETS, 20.0, time.time() + 5,
                              lines.append) == []
     assert lines == ["runoff: no time left to look at trial 0"]
@@ -76,7 +78,7 @@ def test_the_runoff_takes_the_best_net_of_each_kind_and_its_winner_is_the_best(s
 
 def test_the_final_training_trains_the_runoffs_winner_not_the_best_search_score(study, tmp_path):
     study, data = study
-    study.set_user_attr(store.RUNOFF_ATTR, [{"trial": 0, "val_acc": 0.5}, {"trial": 4, "val_acc": 0.6}])
+    study.set_user_attr("runoff", [{"trial": 0, "val_acc": 0.5}, {"trial": 4, "val_acc": 0.6}])
     held = final.train_final(study, tmp_path, data, CPU, "none", time.time() + 3, lambda _: None)
     assert held["trial"] == 4 and final.final_path(tmp_path, 4).is_file()
 
@@ -84,9 +86,9 @@ def test_the_final_training_trains_the_runoffs_winner_not_the_best_search_score(
 @pytest.mark.parametrize("planted", ["../x", [{"trial": "0", "val_acc": 0.9}], [{"trial": 0}]])
 def test_a_planted_runoff_record_is_refused_in_one_line(study, planted):
     study, _ = study
-    study.set_user_attr(store.RUNOFF_ATTR, planted)
+    study.set_user_attr("runoff", planted)
     with pytest.raises(UsageError, match="'runoff' record is not one nas writes"):
-        store.pick_trial(study, None)
+        pick_trial(study, None)
 
 
 def test_a_long_time_search_ends_in_a_runoff_and_trains_its_winner(tmp_path, run, monkeypatch):
@@ -96,8 +98,8 @@ def test_a_long_time_search_ends_in_a_runoff_and_trains_its_winner(tmp_path, run
                          "--runs-dir", tmp_path, "--study", "long", "--no-progress")
     assert code == 0, err
     assert "then a runoff of the best 3 kinds of net" in out
-    study = store.load_study(tmp_path / "long")
-    looks = store.runoff_looks(study)
+    study = load_study(tmp_path / "long")
+    looks = records.runoff(study)
     assert looks and len(looks) <= RUNOFF_NETS
     assert [line.split()[2] for line in out.splitlines() if line.startswith("runoff: trial")] == \
         [str(held["trial"]) for held in looks]

@@ -10,7 +10,11 @@ from conftest import copy_study, dashboard_study_names, read_only, writable_stud
 import pytest
 import torch
 
-from nas import final, store
+from nas import final
+from nas.storage import load_study
+from nas.study_folder import weights_path
+from nas.trials import completed_trials
+from nas.weights import load_trained
 from nas.budget import count_params
 from nas.arch import ArchSpec
 from nas.search.plan import SEARCH_SHARE
@@ -28,7 +32,7 @@ def searched(searched_synthetic, tmp_path):
 
 
 def load(study_dir):
-    return store.load_study(study_dir)
+    return load_study(study_dir)
 
 
 def test_search_records_everything_and_writes_front(searched):
@@ -54,7 +58,7 @@ def test_search_records_everything_and_writes_front(searched):
         assert 0 < a["eval_time"] < a["train_time"] and a["build_time"] > 0 and a["host"]
         assert "gpu_mem_allocated" not in a and "graph_fallback" not in a
         # Nothing over budget was ever built: the saved weights hold <= BUDGET numbers.
-        state = torch.load(store.weights_path(study_dir, t.number), weights_only=True)
+        state = torch.load(weights_path(study_dir, t.number), weights_only=True)
         assert sum(v.numel() for k, v in state.items() if "running" not in k
                    and "num_batches" not in k) <= BUDGET
 
@@ -109,7 +113,7 @@ def test_several_spaces_in_one_search_draw_a_family_per_trial(tmp_path, run):
 def test_every_export_is_exact_and_within_the_budget(searched, run, tmp_path):
     study_dir, _ = searched
     study = load(study_dir)
-    completed = store.completed_trials(study)
+    completed = completed_trials(study)
     assert len(completed) >= 2
     for trial in completed:  # every model the study can export
         out = tmp_path / "m" / f"trial{trial.number}.pt"
@@ -127,7 +131,7 @@ def test_every_export_is_exact_and_within_the_budget(searched, run, tmp_path):
         assert in_file == count_params(spec) == trial.user_attrs["params"] == meta["params"]
         assert in_file <= BUDGET
         # Same outputs as the eager model rebuilt from the study, normalisation included.
-        _, net = store.load_trained(study_dir, trial)
+        _, net = load_trained(study_dir, trial)
         x = torch.rand(32, 1, 16, 16)
         mean, std = (torch.tensor(meta["normalization"][k]).view(1, -1, 1, 1)
                      for k in ("mean", "std"))
@@ -164,8 +168,8 @@ def test_a_damaged_or_planted_weights_file_is_one_line_and_runs_nothing(searched
     import pickle
 
     study_dir, _ = searched
-    trial = store.completed_trials(load(study_dir))[0].number
-    weights = store.weights_path(study_dir, trial)
+    trial = completed_trials(load(study_dir))[0].number
+    weights = weights_path(study_dir, trial)
     good, marker = weights.read_bytes(), tmp_path / "code-ran"
     for bad in (good[:len(good) // 2], b"garbage" * 10, pickle.dumps(_RunsCode(marker)),
                 pickle.dumps({"net.0.weight": _RunsCode(marker)})):
@@ -179,7 +183,7 @@ def test_a_damaged_or_planted_weights_file_is_one_line_and_runs_nothing(searched
 
 def test_unwritable_places_are_one_line_and_change_nothing(searched, run, tmp_path):
     study_dir, _ = searched
-    trial = store.completed_trials(load(study_dir))[0].number
+    trial = completed_trials(load(study_dir))[0].number
     (tmp_path / "ro").mkdir()
     (tmp_path / "dir.pt").mkdir()
     with read_only(tmp_path / "ro"):
@@ -202,7 +206,7 @@ def test_export_refuses_a_model_over_the_study_budget(searched, run, tmp_path):
     # hand-edited database might be.
     study_dir, _ = searched
     study = writable_study(study_dir)
-    trial = store.completed_trials(study)[0]
+    trial = completed_trials(study)[0]
     study.set_user_attr("config", {**study.user_attrs["config"],
                                    "budget": trial.user_attrs["params"] - 1})
     code, _, err = run("export", study_dir, "--trial", trial.number, "--out", tmp_path / "x.pt")
@@ -257,12 +261,13 @@ def test_config_preset_with_flags_overriding(tmp_path, run):
 
 def test_shipped_study_presets_are_valid():
     from conftest import REPO
-    from nas.cli import _search_config, build_parser
+    from nas.cli import build_parser
+    from nas.commands.search import search_config
 
     presets = sorted((REPO / "studies").glob("*.toml"))
     assert presets
     for path in presets:
-        cfg, _ = _search_config(build_parser().parse_args(["search", "--config", str(path)]))
+        cfg, _ = search_config(build_parser().parse_args(["search", "--config", str(path)]))
         assert cfg.study_name and cfg.trials >= 1
 
 
@@ -270,11 +275,12 @@ def test_the_fer2013_presets_hold_the_rows_they_are_for():
     """The users' FER2013 rows: <= 50k and <= 25k params, 2-4 conv layers up to 1M, both
     families in one study; each a --time search of at most three hours."""
     from conftest import REPO
-    from nas.cli import _search_config, build_parser
+    from nas.cli import build_parser
+    from nas.commands.search import search_config
 
     def preset(name):
         path = REPO / "studies" / f"{name}.toml"
-        return _search_config(build_parser().parse_args(["search", "--config", str(path)]))[0]
+        return search_config(build_parser().parse_args(["search", "--config", str(path)]))[0]
 
     rows = {"fer2013-50k-2h": 50_000, "fer2013-25k-2h": 25_000, "fer2013-2to4conv-1m": 1_000_000,
             "fer2013-families": 50_000}
@@ -307,7 +313,7 @@ def test_explicit_storage_url_and_hyperband_pruner(tmp_path, run):
     assert pointer == {"study_name": "remote", "storage": url}
     study = optuna.load_study(study_name="remote", storage=url)
     assert len(study.trials) == 3
-    assert store.load_study(tmp_path / "runs" / "remote", url).user_attrs["config"]["pruner"] == "hyperband"
+    assert load_study(tmp_path / "runs" / "remote", url).user_attrs["config"]["pruner"] == "hyperband"
     code, _, err = run("export", tmp_path / "runs" / "remote", "--best")
     assert code == 2 and "names a file outside the folder as its storage" in err
     code, _, err = run("export", tmp_path / "runs" / "remote", "--best", "--storage", url)
@@ -359,7 +365,7 @@ def test_parallel_workers_share_one_study_without_losing_or_repeating_trials(tmp
     assert all(t.state.is_finished() for t in study.trials)
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
-            assert store.weights_path(tmp_path / "par", t.number).is_file()
+            assert weights_path(tmp_path / "par", t.number).is_file()
     # Different workers drew different architectures (no shared sampler seed).
     assert len({t.user_attrs["arch_str"] for t in study.trials}) == 13
 
@@ -401,7 +407,7 @@ def test_time_ends_the_search_and_its_final_training_by_then(tmp_path, run, jobs
     study = load(tmp_path / "t")
     held = final.record(study)  # the final training ran, in its half of the time
     assert held["state"] == "done" and 0 < held["train_time"] <= 16 * (1 - SEARCH_SHARE), out
-    complete = store.completed_trials(study)
+    complete = completed_trials(study)
     assert complete and (tmp_path / "t" / "pareto.json").is_file()
     assert {r["trial"] for r in json.loads((tmp_path / "t" / "pareto.json").read_text())} <= {
         t.number for t in complete}
@@ -442,7 +448,7 @@ def test_slow_steps_say_what_they_do_in_one_log_line_each(searched, run, tmp_pat
 
 
 def test_one_cycle_schedule_works_for_any_number_of_steps():
-    from nas.trainer import one_cycle
+    from nas.schedule import one_cycle
 
     for total in (1, 2, 3, 4, 7, 100):
         factors = [one_cycle(total)(step) for step in range(total)]
@@ -455,7 +461,7 @@ def test_tiny_training_runs_do_not_crash(tmp_path, run):
     code, _, err = run("search", "--dataset", "synthetic", "--limit-train", 100, "--trials", 1,
                        "--epochs", 1, "--runs-dir", tmp_path, "--no-progress")
     assert code == 0, err
-    assert store.completed_trials(load(tmp_path / "synthetic-50k"))
+    assert completed_trials(load(tmp_path / "synthetic-50k"))
 
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
@@ -473,6 +479,6 @@ def test_weak_trials_are_pruned_inside_their_first_epoch(tmp_path, run, pruner):
     for t in pruned:
         reports = len(t.intermediate_values)
         assert 1 <= reports < 4 and f"PRUNED at {reports / 4:g} epochs" in out
-    for t in store.completed_trials(study):
+    for t in completed_trials(study):
         assert sorted(t.intermediate_values) == [1, 2, 3, 4]
         assert t.intermediate_values[4] == t.user_attrs["val_acc"] == t.value

@@ -8,16 +8,21 @@ import signal
 import subprocess
 import sys
 
+import optuna
 import pytest
 import torch
 
 from conftest import copy_study, writable_study
-from nas import final, store
+from nas import final
+from nas.storage import load_study
+from nas.study_folder import read_baselines
+from nas.trials import completed_trials, pick_trial
 from nas.arch import ArchSpec
 from nas.data import load
 from nas.model import build
 from nas.search.plan import LONGEST_SLICE, SEARCH_SHARE, SLICES, Plan, trial_seconds
-from nas.trainer import EPOCH_CAP, TrainConfig, cycle_at, train
+from nas.schedule import EPOCH_CAP, cycle_at
+from nas.trainer import TrainConfig, train
 
 SPEC = "c16k3-dw32k3s2-dw32k3s2-gap"
 
@@ -69,7 +74,7 @@ def test_nas_train_and_baseline_fit_their_epochs_to_a_time(tmp_path, run, search
         assert code == 0, err
     code, _, err = run("baseline", "mnist-gap-8k", study_dir, "--epochs", "1")
     assert code == 0, err
-    rows = store.read_baselines(study_dir)
+    rows = read_baselines(study_dir)
     assert [(r["name"], r["time_limit"]) for r in rows] == [("mnist-gap-8k", 10), ("mnist-gap-8k", None)]
     assert rows[1]["epochs"] == 1 and 0 < rows[0]["epochs"]
 
@@ -96,13 +101,16 @@ def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_sea
     runs, proc = timed_search
     assert proc.returncode == 0, proc.stderr
     study_dir = runs / "timed"
-    study = store.load_study(study_dir)
+    study = load_study(study_dir)
     held = final.record(study)
     assert held["state"] == "done" and held["train_images"] == 1500  # train + validation split
-    # Every trial had the search's slice, and the final training its half of the time.
-    assert {t.user_attrs["time_slice"] for t in study.trials} == {round(trial_seconds(30), 2)}
+    # Every trial had the search's slice, and the final training its half of the time. (On a
+    # loaded machine the last trial may run into the end of the search: it is then marked
+    # interrupted and its parameters queued, a queued trial that never ran.)
+    ran = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
+    assert {t.user_attrs["time_slice"] for t in ran} == {round(trial_seconds(30), 2)}
     assert 0 < held["train_time"] <= 30 * (1 - SEARCH_SHARE)
-    assert held["trial"] == store.pick_trial(study, None).number  # the search's best
+    assert held["trial"] == pick_trial(study, None).number  # the search's best
     assert final.summary(held) in proc.stdout
     assert "next: nas export" in proc.stdout
 
@@ -122,7 +130,7 @@ def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_sea
     trials = len(study.trials)  # the same command again: done, nothing runs
     again = subprocess.run(_search(runs, 30), capture_output=True, text=True, env=ENV)
     assert again.returncode == 0 and "nothing to run" in again.stdout, again.stderr
-    assert len(store.load_study(study_dir).trials) == trials
+    assert len(load_study(study_dir).trials) == trials
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
@@ -135,17 +143,17 @@ def test_a_stop_during_the_final_training_loses_nothing_and_the_same_command_fin
     proc.send_signal(stop)
     code = proc.wait(timeout=60)
     assert code == (128 + stop if stop == signal.SIGTERM else -stop)
-    study = store.load_study(runs / "timed")
+    study = load_study(runs / "timed")
     held = final.record(study)
     assert held["state"] == "training"
-    completed = [t.number for t in store.completed_trials(study)]
+    completed = [t.number for t in completed_trials(study)]
     assert completed and held["trial"] in completed
 
     resumed = subprocess.run(_search(runs, 12), capture_output=True, text=True, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
     assert f"stopped during the final training of trial {held['trial']}" in resumed.stdout
-    study = store.load_study(runs / "timed")
-    assert [t.number for t in store.completed_trials(study)] == completed  # no trial lost, none added
+    study = load_study(runs / "timed")
+    assert [t.number for t in completed_trials(study)] == completed  # no trial lost, none added
     again = final.record(study)
     assert again["state"] == "done" and again["trial"] == held["trial"]
     assert again["train_time"] < 12  # this run's --time, not the first one's

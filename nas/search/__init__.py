@@ -13,5 +13,6 @@ Two objectives (``--objective``):
   and MACs). Optuna cannot prune those (``Trial.report`` raises), so trials are stopped by
   our own rule, ``objective.size_aware_stop``.
 
-Only the CLI imports ``run``; other commands use the study folder (``nas.store``).
+Only `nas search` (nas.commands.search) imports ``run``; other commands read the study
+through nas.storage, nas.records and nas.trials.
 """

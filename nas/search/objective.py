@@ -15,16 +15,19 @@ import optuna
 import torch
 
 import search_spaces
-from nas import files, store
+from nas import files, records
+from nas.study_folder import weights_path
 from nas.budget import check
-from nas.config import OBJECTIVES, QUICK_IMAGES, REPORTS_PER_EPOCH, SearchConfig
+from nas.config import QUICK_IMAGES, REPORTS_PER_EPOCH, SearchConfig
+from nas.flags import OBJECTIVES
 from nas.data import Data
 from nas.device import heap_bytes
 from nas.model import build, state_bytes
 from nas.search.plan import TRIAL_REPORTS, trial_seconds
 from nas.search.recovery import TimeUp, abandon, stop_reason
 from nas.search.study import epochs_done
-from nas.trainer import EPOCH_CAP, TooSlow, TrainConfig, train
+from nas.schedule import EPOCH_CAP
+from nas.trainer import TooSlow, TrainConfig, train
 
 TrialState = optuna.trial.TrialState
 
@@ -42,21 +45,18 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
         try:
             # Who runs it: lets a later run tell a trial whose process was killed (-9, OOM
             # killer, power loss) from one still running (recovery.recover_interrupted).
-            trial.set_user_attr("host", platform.node())
-            trial.set_user_attr("pid", os.getpid())
+            records.note(trial, host=platform.node(), pid=os.getpid())
 
             family, spec = search_spaces.sample_family(trial, cfg.spaces, data.info, constraints)
             verdict = check(spec, constraints)  # check: the one feasibility decision
-            for key, value in {"space": family, "arch": spec.to_dict(),
-                               "arch_str": spec.to_string(), "params": verdict.params,
-                               "macs": verdict.macs, "conv_layers": verdict.conv_layers,
-                               "budget": cfg.budget, "epochs": cfg.epochs}.items():
-                trial.set_user_attr(key, value)
+            records.note(trial, space=family, arch=spec.to_dict(), arch_str=spec.to_string(),
+                         params=verdict.params, macs=verdict.macs, conv_layers=verdict.conv_layers,
+                         budget=cfg.budget, epochs=cfg.epochs)
             for key, value in verdict.constraint_values.items():
                 trial.set_constraint(key, value)
             if not verdict.feasible:  # never build, never train
                 reason = "; ".join(verdict.violations)
-                trial.set_user_attr("infeasible", reason)
+                records.note(trial, infeasible=reason)
                 raise optuna.TrialPruned(f"infeasible: {reason}")
             try:
                 return train_candidate(trial, spec, cfg, data, device, study_dir, deadline)
@@ -64,9 +64,9 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
                 # After the model, optimiser and graph are gone, also after a failure:
                 # must not grow trial to trial.
                 if device.type == "cuda":
-                    trial.set_user_attr("gpu_mem_allocated", torch.cuda.memory_allocated(device))
+                    records.note(trial, gpu_mem_allocated=torch.cuda.memory_allocated(device))
                 else:
-                    trial.set_user_attr("heap_after", heap_bytes())
+                    records.note(trial, heap_after=heap_bytes())
         except KeyboardInterrupt as exc:
             abandon(trial, stop_reason(exc))
             raise  # Optuna marks it failed; run_search writes the results; exit 130 / 143 (or 0: --time)
@@ -89,7 +89,7 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
         if deadline is not None and time.time() > deadline:
             raise TimeUp(f"--time {cfg.time}s reached during the trial")
         history.append(val_acc)
-        trial.set_user_attr("val_history", history)  # what size_aware_stop compares
+        records.note(trial, val_history=history)  # what size_aware_stop compares
         # Never stop after the last report: the training is paid for, and a small model
         # below the median can still be on the params-vs-accuracy front.
         if cfg.objective == "accuracy":
@@ -98,23 +98,23 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
                 raise optuna.TrialPruned(f"pruned at {epochs_done(step)} epochs, val_acc {val_acc:.4f}")
         elif step < last and cfg.pruner != "none":
             completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            reason = size_aware_stop(completed, step, val_acc, trial.user_attrs["params"])
+            reason = size_aware_stop(completed, step, val_acc, records.trial(trial).params)
             if reason:
-                trial.set_user_attr("stopped_early", reason)
+                records.note(trial, stopped_early=reason)
                 raise optuna.TrialPruned(reason)
 
-    trial.set_user_attr("device", str(device))
+    records.note(trial, device=str(device))
     if cfg.time:
-        trial.set_user_attr("time_slice", round(trial_seconds(cfg.time, cfg.trial_time), 2))
+        records.note(trial, time_slice=round(trial_seconds(cfg.time, cfg.trial_time), 2))
     else:
-        trial.set_user_attr("reports_per_epoch", REPORTS_PER_EPOCH)
+        records.note(trial, reports_per_epoch=REPORTS_PER_EPOCH)
     reason = None
     try:
         result = train(model.to(device), data, trial_train_config(cfg, trial.number), on_report)
     except optuna.TrialPruned:
         raise
     except TooSlow as exc:  # a measured constraint: pruned like an early stop, not failed
-        trial.set_user_attr("too_slow", str(exc))
+        records.note(trial, too_slow=str(exc))
         raise optuna.TrialPruned(f"{exc} (--min-speed)") from None
     except Exception as exc:
         reason = failure_reason(exc)
@@ -125,28 +125,25 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        trial.set_user_attr("fail_reason", reason)
+        records.note(trial, fail_reason=reason)
         raise TrialFailed(reason)  # Optuna marks the trial failed; the search goes on
 
-    path = store.weights_path(study_dir, trial.number)
+    path = weights_path(study_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         files.write_bytes(path, state_bytes(model))
     except files.DiskFull as exc:
-        trial.set_user_attr("fail_reason", str(exc))
-        trial.set_user_attr("disk_full", True)  # optimize() stops the search on it
+        records.note(trial, fail_reason=str(exc), disk_full=True)  # optimize() stops the search on it
         raise TrialFailed(str(exc)) from None
-    for key, value in {"val_acc": result.val_acc, "train_time": round(result.seconds, 3),
-                       "build_time": round(build_seconds, 4),
-                       "capture_time": round(result.capture_seconds, 4),
-                       "eval_time": round(result.eval_seconds, 4),
-                       "epochs": round(result.epochs, 3),
-                       "batch_size": result.batch_size, "lr": result.lr, "bf16": result.bf16,
-                       "cuda_graph": result.cuda_graph}.items():
-        trial.set_user_attr(key, value)
+    records.note(trial, val_acc=result.val_acc, train_time=round(result.seconds, 3),
+                 build_time=round(build_seconds, 4), capture_time=round(result.capture_seconds, 4),
+                 eval_time=round(result.eval_seconds, 4), epochs=round(result.epochs, 3),
+                 batch_size=result.batch_size, lr=result.lr, bf16=result.bf16,
+                 cuda_graph=result.cuda_graph)
     if result.graph_fallback:
-        trial.set_user_attr("graph_fallback", result.graph_fallback)
-    values = (result.val_acc, trial.user_attrs["params"], trial.user_attrs["macs"])
+        records.note(trial, graph_fallback=result.graph_fallback)
+    held = records.trial(trial)
+    values = (result.val_acc, held.params, held.macs)
     return values[0] if cfg.objective == "accuracy" else values[:len(OBJECTIVES[cfg.objective])]
 
 
@@ -182,9 +179,10 @@ def size_aware_stop(completed: list, step: int, val_acc: float, params: int) -> 
     STOP_STARTUP of them. A small net is only measured against nets no bigger than about
     itself, so the small end of the front is not stopped for losing to big nets. Returns
     the reason, or None to go on."""
-    peers = [t.user_attrs["val_history"][step - 1] for t in completed
-             if t.user_attrs.get("params", math.inf) <= STOP_SIMILAR * params
-             and len(t.user_attrs.get("val_history", ())) >= step]
+    held = [records.trial(t) for t in completed]
+    peers = [h.val_history[step - 1] for h in held
+             if (h.params if h.params is not None else math.inf) <= STOP_SIMILAR * params
+             and len(h.val_history or ()) >= step]
     if len(peers) < STOP_STARTUP:
         return None
     median = statistics.median(peers)

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from nas.errors import UsageError
-from nas.trainer import end_margin
+from nas.schedule import end_margin
 
 # The search's share of --time; the rest trains the chosen net on every training image.
 SEARCH_SHARE = 0.5

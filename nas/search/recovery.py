@@ -13,6 +13,8 @@ from typing import Callable
 
 import optuna
 
+from nas import records
+
 TrialState = optuna.trial.TrialState
 
 # The signals that stop a search cleanly, and how a trial's fail_reason names them.
@@ -117,10 +119,9 @@ def mark_interrupted(study: optuna.Study, trial_id: int, number: int, params: di
     and with ``retry`` queue its parameters so the next trial drawn runs them first.
     Storage-level calls: Optuna has no public API for another process's trial. Returns
     whether a retry was queued."""
-    study._storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-    study._storage.set_trial_user_attr(trial_id, "interrupted", True)
+    records.note_by_id(study, trial_id, fail_reason=reason, interrupted=True)
     if retry and params:
-        study.enqueue_trial(params, user_attrs={"retry_of": number})
+        records.enqueue_retry(study, params, number)
     return bool(retry and params)
 
 
@@ -151,12 +152,13 @@ def recover_interrupted(study: optuna.Study, log: Callable[[str], None],
     stopped it. Trials of other hosts are left alone (their process may be running)."""
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") != platform.node() or pid is None or _alive(pid):
+        held = records.trial(t, study.study_name)
+        pid = held.pid
+        if held.host != platform.node() or pid is None or _alive(pid):
             continue
         retry = mark_interrupted(study, t._trial_id, t.number, t.params,
                                  "interrupted: " + why.format(pid=pid),
-                                 retry=user_stop or "retry_of" not in t.user_attrs)
+                                 retry=user_stop or held.retry_of is None)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         log(f"trial {t.number} was interrupted (worker pid {pid} is gone): marked failed"
             + ("; its parameters run again first" if retry else "; not retried again"))

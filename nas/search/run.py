@@ -17,7 +17,8 @@ import optuna
 import torch
 
 import search_spaces
-from nas import datasets, final, pareto, runoff, storage, store, urls
+from nas import datasets, final, pareto, records, runoff, storage, urls
+from nas.trials import completed_trials
 from nas.budget import check
 from nas.config import SearchConfig
 from nas.data import Data, load
@@ -114,11 +115,11 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
         # the front come from whatever completed.
         with stop_signals_deferred():
             counts = count_states(study)
-            study.set_user_attr("trial_counts", counts)
+            records.write_trial_counts(study, counts)
             front, files = pareto.write_front(study, cfg.study_dir, data, device)
     trained = held if held is not None and held["state"] == "done" else None
     if plan is not None and trained is None:
-        if store.completed_trials(study):
+        if completed_trials(study):
             data, recipe = on_device(data, device), cfg.augment or datasets.long_augment(cfg.dataset)
             if plan.look:
                 runoff.run_runoff(study, data, device, recipe, RUNOFF_NETS, plan.look,
@@ -261,8 +262,8 @@ def optimize(study, objective, n_trials, cfg: SearchConfig, log, progress, label
         bar.update(1)
         if finished(study, cfg.spaces) >= cfg.trials:
             study.stop()  # others filled the rest; a trial in flight elsewhere may add one
-        if t.user_attrs.get("disk_full"):
-            full_disk.append(t.user_attrs["fail_reason"])
+        if (held := records.trial(t)).disk_full:
+            full_disk.append(held.fail_reason)
             study.stop()  # every later trial would fail the same way
 
     timeout = cfg.timeout

@@ -6,14 +6,17 @@ from __future__ import annotations
 import platform
 import warnings
 from dataclasses import asdict
-from pathlib import Path
 
 import optuna
 import torch
 
 import nas
-from nas import storage, store
-from nas.config import LOCAL_SETTINGS, METRICS, OBJECTIVES, REPORTS_PER_EPOCH, SearchConfig
+from nas import records, storage
+from nas.storage import is_own_storage
+from nas.study_folder import make_study_dir, write_pointer
+from nas.trials import trial_val_acc
+from nas.config import LOCAL_SETTINGS, METRICS, REPORTS_PER_EPOCH, SearchConfig
+from nas.flags import OBJECTIVES
 from nas.data import DataInfo, resolve_data_dir
 from nas.errors import UsageError
 from nas.search.plan import TRIAL_REPORTS
@@ -55,23 +58,24 @@ def versions() -> dict:
 def settings_that_differ(study: optuna.Study, cfg: SearchConfig, info: DataInfo) -> list[tuple]:
     """(flag, stored, given) of each setting a resumed study must keep: its trials were
     trained and counted under them (a new --budget would add trials over the old one)."""
-    data, config = study.user_attrs["data"], study.user_attrs.get("config", {})
-    pairs = [("--dataset", data["name"], info.name),
-             ("--limit-train", data.get("limit_train"), cfg.limit_train),
-             ("--budget", config.get("budget", cfg.budget), cfg.budget),
-             ("--image-size", data.get("image_size"), cfg.image_size),
-             ("--grayscale", data.get("grayscale", False), cfg.grayscale),
-             ("an input shape of", "x".join(str(data[k]) for k in ("in_channels", "height", "width")),
+    held = records.study(study)
+    data = held.data
+    pairs = [("--dataset", data.name, info.name),
+             ("--limit-train", data.limit_train, cfg.limit_train),
+             ("--budget", cfg.budget if held.budget is None else held.budget, cfg.budget),
+             ("--image-size", data.image_size, cfg.image_size),
+             ("--grayscale", data.grayscale, cfg.grayscale),
+             ("an input shape of", "x".join(map(str, data.input_shape)),
               "x".join(map(str, info.input_shape))),
-             ("classes", len(data["classes"]), info.num_classes)]
+             ("classes", len(data.classes), info.num_classes)]
     return [(flag, held, given) for flag, held, given in pairs if held != given]
 
 
 def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
     """Create the study, or resume it; refuse to mix datasets or objectives in one study."""
     if cfg.storage is None:
-        store.make_study_dir(cfg.study_dir)  # the journal file goes in it
-        if not store.is_own_storage(cfg.storage_url, cfg.study_dir):  # planted as a symlink
+        make_study_dir(cfg.study_dir)  # the journal file goes in it
+        if not is_own_storage(cfg.storage_url, cfg.study_dir):  # planted as a symlink
             raise UsageError(f"{cfg.storage_url} is a symlink out of the study folder; a search "
                              f"writes its journal only inside it (remove the link, or pass --storage)")
     opened = storage.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
@@ -81,8 +85,8 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
     study = optuna.create_study(
         study_name=cfg.study_name, storage=opened, directions=list(directions),
         load_if_exists=True, sampler=make_sampler(cfg, n_before), pruner=make_pruner(cfg))
-    recorded = study.user_attrs.get("data")
-    held = study.user_attrs.get("config", {}).get("objective", "accuracy")
+    recorded = records.study_or_none(study)
+    held = recorded.objective if recorded is not None else cfg.objective
     if recorded is not None and (held != cfg.objective or len(study.directions) != len(directions)):
         raise UsageError(f"study {cfg.study_name!r} was searched with --objective {held}; got "
                          f"--objective {cfg.objective}: pass another --study")
@@ -90,19 +94,18 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
         with warnings.catch_warnings():  # "experimental" since Optuna 3.2, still there in 5
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(METRICS[:len(directions)]))  # for optuna-dashboard
-        study.set_user_attr("config", {k: v for k, v in asdict(cfg).items()
-                                       if k not in LOCAL_SETTINGS})
-        study.set_user_attr("data", {**asdict(info), "limit_train": cfg.limit_train,
-                                     "image_size": cfg.image_size, "grayscale": cfg.grayscale,
-                                     "dir": str(resolve_data_dir(cfg.data_dir).resolve())})
-        study.set_user_attr("seed", cfg.seed)
-        study.set_user_attr("versions", versions())
+        records.write_study(
+            study, config={k: v for k, v in asdict(cfg).items() if k not in LOCAL_SETTINGS},
+            data=records.DataRecord(**asdict(info), limit_train=cfg.limit_train,
+                                    image_size=cfg.image_size, grayscale=cfg.grayscale,
+                                    dir=str(resolve_data_dir(cfg.data_dir).resolve())),
+            seed=cfg.seed, versions=versions())
     elif differ := settings_that_differ(study, cfg, info):
         flag, held, given = differ[0]
         raise UsageError(f"study {cfg.study_name!r} was searched with {flag} {held}; got "
                          f"{flag} {given}: its trials and new ones would not be comparable "
                          f"(pass another --study, or the same {flag})")
-    store.write_pointer(cfg.study_dir, cfg.study_name, cfg.storage_url)
+    write_pointer(cfg.study_dir, cfg.study_name, cfg.storage_url)
     return study
 
 
@@ -111,14 +114,15 @@ def count_states(study: optuna.Study, spaces: tuple[str, ...] | None = None) -> 
     (recovery.recover_interrupted) do not count towards --trials, since their work was lost."""
     counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "interrupted": 0}
     for t in study.get_trials(deepcopy=False):
-        if spaces is not None and t.user_attrs.get("space") not in spaces:
+        held = records.trial(t, study.study_name)
+        if spaces is not None and held.space not in spaces:
             continue
         if t.state == TrialState.COMPLETE:
             counts["complete"] += 1
         elif t.state == TrialState.PRUNED:
-            counts["infeasible" if "infeasible" in t.user_attrs else "pruned"] += 1
+            counts["infeasible" if held.infeasible is not None else "pruned"] += 1
         elif t.state == TrialState.FAIL:
-            counts["interrupted" if t.user_attrs.get("interrupted") else "failed"] += 1
+            counts["interrupted" if held.interrupted else "failed"] += 1
     return counts
 
 
@@ -138,26 +142,26 @@ def epochs_done(step: int, reports_per_epoch: int = REPORTS_PER_EPOCH) -> str:
 
 
 def trial_line(t: optuna.trial.FrozenTrial) -> str:
-    attrs = t.user_attrs
+    held = records.trial(t)
     seconds = (t.datetime_complete - t.datetime_start).total_seconds()
-    history = attrs.get("val_history", [])
-    if store.trial_val_acc(t) is not None:
-        acc = f"{store.trial_val_acc(t):.4f}"
+    history = held.val_history or []
+    if trial_val_acc(t) is not None:
+        acc = f"{trial_val_acc(t):.4f}"
     elif history:
         acc = f"{history[-1]:.4f}"
     else:
         acc = "   -  "
-    if "infeasible" in attrs:
-        state = f"INFEASIBLE ({attrs['infeasible']})"
+    if held.infeasible is not None:
+        state = f"INFEASIBLE ({held.infeasible})"
     elif t.state == TrialState.FAIL:
-        state = f"FAILED ({attrs.get('fail_reason', 'see the dashboard')})"
-    elif "too_slow" in attrs:
-        state = f"TOO SLOW ({attrs['too_slow'].removeprefix('too slow: ')})"
+        state = f"FAILED ({held.fail_reason or 'see the dashboard'})"
+    elif held.too_slow is not None:
+        state = f"TOO SLOW ({held.too_slow.removeprefix('too slow: ')})"
     elif t.state == TrialState.PRUNED:
-        at = (f"{len(history)}/{TRIAL_REPORTS} of its {attrs['time_slice']:g}s" if "time_slice" in attrs
-              else f"{epochs_done(len(history), attrs.get('reports_per_epoch', 1))} epochs")
-        state = f"{'STOPPED' if 'stopped_early' in attrs else 'PRUNED'} at {at}"
+        at = (f"{len(history)}/{TRIAL_REPORTS} of its {held.time_slice:g}s" if held.time_slice is not None
+              else f"{epochs_done(len(history), held.reports_per_epoch or 1)} epochs")
+        state = f"{'STOPPED' if held.stopped_early is not None else 'PRUNED'} at {at}"
     else:
         state = t.state.name
-    return (f"trial {t.number:>3}  {attrs.get('space', '?'):<9} {attrs.get('params', 0):>8,} params"
-            f"  val_acc {acc}  {seconds:6.1f}s  {state}  {attrs.get('arch_str', '')}")
+    return (f"trial {t.number:>3}  {held.space or '?':<9} {held.params or 0:>8,} params"
+            f"  val_acc {acc}  {seconds:6.1f}s  {state}  {held.arch_str or ''}")
