@@ -35,13 +35,10 @@ class Flag:
     switch: str | None = None  # a bool set by a flag that takes no value: --grayscale, --no-cuda-graph
 
 
-def option(default, flag: Flag, says: str | None = None, factory: Callable | None = None):
+def option(default, flag: Flag, says: str | None = None):
     """A config field and its flag. ``says``: what this command's --help adds in brackets
     (its default, where the value alone would not say it; None: "default <value>")."""
-    meta = {"flag": flag, "says": says}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata={"flag": flag, "says": says})
 
 
 def flag_name(name: str) -> str:
