@@ -25,7 +25,7 @@ METRICS = ("val_acc", "params", "macs")
 # Validations per epoch of a trial: a weak one can be stopped half way into its first epoch
 # (the median pruner waits for the second report). Those inside an epoch score a fixed
 # subset of QUICK_IMAGES validation images, with batch norm re-estimated on as many training
-# images (about 10% of a 10,000-image epoch's time for the three); each epoch's last, and so
+# images (a small share of an epoch's time); each epoch's last, and so
 # the trial's last, scores the whole validation split.
 REPORTS_PER_EPOCH = 4
 QUICK_IMAGES = 500

@@ -63,8 +63,8 @@ def reestimate_bn(model: nn.Module, images: torch.Tensor, info: DataInfo, bf16: 
     """Recompute batch norm's running statistics for the weights as they are now.
 
     In a short run the running averages (momentum 0.1) trail weights that still move fast,
-    so eval mode measures stale statistics: three MNIST nets after one epoch scored 0.11-0.26
-    with them and 0.70-0.86 with re-estimated ones (benchmarks/bn_reestimation.py). As
+    so eval mode measures stale statistics and short trials score far below what their
+    weights are worth (benchmarks/bn_reestimation.py; figures in benchmarks/README.md). As
     slimmable nets and once-for-all do before evaluating a sub-network: reset, then a
     cumulative average over ``images`` (uint8 training images, not augmented) in train
     mode, without gradients. A no-op for nets without batch norm."""
