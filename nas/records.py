@@ -218,7 +218,12 @@ class StudyRecord:
 
     @property
     def budget(self) -> int | None:
-        return self.config.get("budget")
+        """--budget as searched, checked: exports and the plot are held to it."""
+        budget = self.config.get("budget")
+        if budget is not None and (type(budget) is not int or budget < 1):
+            raise UsageError(f"the study records a bad budget {budget!r}; the study was edited "
+                             f"or damaged")
+        return budget
 
     @property
     def objective(self) -> str:
