@@ -96,3 +96,13 @@ def test_no_module_but_records_reads_or_writes_user_attributes():
                  for path in sorted((REPO / folder).rglob("*.py")) if path.name != "records.py"
                  for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert offenders == [], offenders
+
+
+def test_a_planted_budget_of_the_wrong_type_is_one_line(old_study, run):
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(old_study / "journal.log")))
+    study = optuna.load_study(study_name="v1", storage=storage)
+    study.set_user_attr("config", {**study.user_attrs["config"], "budget": "lots"})
+    for command in (("pareto", old_study), ("export", old_study, "--trial", 1)):
+        code, _, err = run(*command)
+        assert code == 2 and "records a bad budget 'lots'" in err, err
