@@ -36,15 +36,9 @@ def final_path(study_dir: str | Path, number: int) -> Path:
     return Path(study_dir) / "final" / f"trial-{number}-final.pt"
 
 
-def record(study: optuna.Study) -> records.FinalRecord | None:
-    """The study's final-training record, checked (a journal may be edited or planted):
-    {"state": "training" | "done", "trial": N, ...figures when done}, or None."""
-    return records.final(study)
-
-
 def done(study: optuna.Study, study_dir: str | Path) -> tuple[optuna.trial.FrozenTrial, Path] | None:
     """(trial, weights) of the study's completed final training, or None."""
-    held = record(study)
+    held = records.final(study)
     if held is None or held["state"] != "done":
         return None
     path = final_path(study_dir, held["trial"])

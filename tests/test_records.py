@@ -51,7 +51,7 @@ def test_every_command_that_reads_a_study_reads_the_old_one(old_study, run, tmp_
     assert code == 0, err
     front = json.loads((old_study / "pareto.json").read_text())
     assert front and all(row["params"] <= 20_000 for row in front)
-    assert final.summary(final.record(load_study(old_study))) in out
+    assert final.summary(records.final(load_study(old_study))) in out
 
     code, out, err = run("export", old_study, "--best", "--out", tmp_path / "best.pt")
     assert code == 0, err

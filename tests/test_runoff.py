@@ -104,7 +104,7 @@ def test_a_long_time_search_ends_in_a_runoff_and_trains_its_winner(tmp_path, run
     assert [line.split()[2] for line in out.splitlines() if line.startswith("runoff: trial")] == \
         [str(held["trial"]) for held in looks]
     winner = max(looks, key=lambda held: held["val_acc"])
-    held = final.record(study)
+    held = records.final(study)
     assert held["state"] == "done" and held["trial"] == winner["trial"]
     assert held["runoff_val_acc"] == winner["val_acc"]
     assert f"final training: trial {winner['trial']} (the runoff winner)" in out

@@ -10,7 +10,7 @@ from conftest import copy_study, dashboard_study_names, read_only, writable_stud
 import pytest
 import torch
 
-from nas import final
+from nas import records
 from nas.storage import load_study
 from nas.study_folder import weights_path
 from nas.trials import completed_trials
@@ -405,7 +405,7 @@ def test_time_ends_the_search_and_its_final_training_by_then(tmp_path, run, jobs
                          "--runs-dir", tmp_path, "--study", "t", "--no-progress")
     assert code == 0, err
     study = load(tmp_path / "t")
-    held = final.record(study)  # the final training ran, in its half of the time
+    held = records.final(study)  # the final training ran, in its half of the time
     assert held["state"] == "done" and 0 < held["train_time"] <= 16 * (1 - SEARCH_SHARE), out
     complete = completed_trials(study)
     assert complete and (tmp_path / "t" / "pareto.json").is_file()
@@ -415,7 +415,7 @@ def test_time_ends_the_search_and_its_final_training_by_then(tmp_path, run, jobs
     assert {t.user_attrs["time_slice"] for t in study.trials} == {round(16 * 0.5 / 12, 2)}
     assert all(t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL
                for t in study.trials)
-    assert final.record(study)["state"] == "done", out
+    assert records.final(study)["state"] == "done", out
 
 
 def test_trial_time_sets_every_timed_trials_slice(tmp_path, run):
@@ -429,7 +429,7 @@ def test_trial_time_sets_every_timed_trials_slice(tmp_path, run):
     # Trials start only with a whole slice left in the search's 7 s.
     assert len(study.trials) <= 7 // 3 + sum(t.state == optuna.trial.TrialState.PRUNED
                                             for t in study.trials)
-    assert final.record(study)["state"] == "done", out
+    assert records.final(study)["state"] == "done", out
 
 
 def test_slow_steps_say_what_they_do_in_one_log_line_each(searched, run, tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import copy_study, writable_study
-from nas import final
+from nas import final, records
 from nas.storage import load_study
 from nas.study_folder import read_baselines
 from nas.trials import completed_trials, pick_trial
@@ -102,7 +102,7 @@ def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_sea
     assert proc.returncode == 0, proc.stderr
     study_dir = runs / "timed"
     study = load_study(study_dir)
-    held = final.record(study)
+    held = records.final(study)
     assert held["state"] == "done" and held["train_images"] == 1500  # train + validation split
     # Every trial had the search's slice, and the final training its half of the time. (On a
     # loaded machine the last trial may run into the end of the search: it is then marked
@@ -144,7 +144,7 @@ def test_a_stop_during_the_final_training_loses_nothing_and_the_same_command_fin
     code = proc.wait(timeout=60)
     assert code == (128 + stop if stop == signal.SIGTERM else -stop)
     study = load_study(runs / "timed")
-    held = final.record(study)
+    held = records.final(study)
     assert held["state"] == "training"
     completed = [t.number for t in completed_trials(study)]
     assert completed and held["trial"] in completed
@@ -154,7 +154,7 @@ def test_a_stop_during_the_final_training_loses_nothing_and_the_same_command_fin
     assert f"stopped during the final training of trial {held['trial']}" in resumed.stdout
     study = load_study(runs / "timed")
     assert [t.number for t in completed_trials(study)] == completed  # no trial lost, none added
-    again = final.record(study)
+    again = records.final(study)
     assert again["state"] == "done" and again["trial"] == held["trial"]
     assert again["train_time"] < 12  # this run's --time, not the first one's
     assert final.final_path(runs / "timed", held["trial"]).is_file()

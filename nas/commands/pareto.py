@@ -29,7 +29,7 @@ def run(args) -> int:
     data = load_recorded(records.study(study).data, args.data_dir)
     front, files = pareto.write_front(study, Path(args.study_dir), data, "cpu")
     print(pareto.table(front))
-    if held := final.record(study):
+    if held := records.final(study):
         print(final.summary(held))
     if baselines := read_baselines(args.study_dir):
         print("\n" + pareto.baseline_table(baselines))

@@ -60,7 +60,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     log(f"dashboard: optuna-dashboard {urls.shown(cfg.storage_url)}")
 
     recover_interrupted(study, log)
-    held = final.record(study) if cfg.time else None
+    held = records.final(study) if cfg.time else None
     # --time: wall-clock times, so --jobs workers (other processes) keep to them too. A
     # trial is started only with its whole slice left before the search's end, and stopped
     # if it runs on past it (by more than half a slice: it has its own time limit).
