@@ -73,7 +73,7 @@ class SearchConfig:
     pruner: str = option("median", F.PRUNER)  # with a pareto objective: median = size_aware_stop
     timeout: int | None = option(None, F.TIMEOUT)
     time: Duration | None = option(None, F.TIME, "here: the search, from 25m on ending in a "
-                                   "runoff of the best kinds of net, then the best net trained "
+                                   "runoff of the kinds of net that differ most, then the best net trained "
                                    "on every training image until the end; nas export --best "
                                    "writes it")
     trial_time: Duration | None = option(None, F.TRIAL_TIME, "default: a twelfth of the "

@@ -1,15 +1,18 @@
 """The runoff at the end of a long --time search (its share and length: nas.search.plan):
-the best completed net of each of the few best kinds (family, head, batch norm or not) is
+the best completed net of each of a few kinds of net (family, head, batch norm or not) is
 trained again from scratch with the final training's recipe, on the training split, for a
 look several slices long, and scored on the validation split. The final training
 takes the best of them (pick_trial's "best" is the runoff's winner once one ran).
 
 Why kinds and not simply the top few: on faces the top of a slice-ranked study is one
 kind of net (no batch norm, flatten head), all of which learn fast and stop early, so a
-runoff among them would re-rank by the same speed.
+runoff among them would re-rank by the same speed. And why the kinds that differ most rather
+than the best-scored kinds: the kind that wins a long training (a pooled head with batch
+norm) can rank last in the slices, and then TPE draws it rarely.
 
-The looks are kept, one by one, in the study's record (nas.records.RunoffLook), so a stopped search loses none of them: run again, the same command
-looks only at the nets not yet looked at.
+The looks are kept, one by one, in the study's record (nas.records.RunoffLook), so a
+stopped search loses none of them: run again, the same command looks only at the nets not
+yet looked at.
 """
 
 from __future__ import annotations
@@ -37,15 +40,20 @@ def kind(trial: optuna.trial.FrozenTrial) -> tuple:
 
 
 def entrants(study: optuna.Study, nets: int) -> list[optuna.trial.FrozenTrial]:
-    """The best completed trial of each kind, best kinds first, at most ``nets`` of them."""
-    ranked = sorted(completed_trials(study), key=search_rank, reverse=True)
-    chosen, seen = [], set()
-    for trial in ranked:
-        if (k := kind(trial)) not in seen:
-            seen.add(k)
-            chosen.append(trial)
-        if len(chosen) == nets:
-            break
+    """At most ``nets`` trials, the best completed one of each kind chosen, each next one
+    the kind that adds the most family, head and batch-norm choices not yet entered (the
+    best search score among equals): a kind the slices score low, and that TPE therefore
+    stopped drawing, still gets its look."""
+    best_of_kind: dict[tuple, optuna.trial.FrozenTrial] = {}
+    for trial in sorted(completed_trials(study), key=search_rank, reverse=True):
+        best_of_kind.setdefault(kind(trial), trial)
+    chosen, entered = [], set()
+    while best_of_kind and len(chosen) < nets:
+        def new_choices(k: tuple) -> int:
+            return sum((part, value) not in entered for part, value in enumerate(k))
+        k = max(best_of_kind, key=new_choices)  # max keeps the first, best-ranked, of equals
+        chosen.append(best_of_kind.pop(k))
+        entered.update(enumerate(k))
     return chosen
 
 

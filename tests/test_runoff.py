@@ -76,6 +76,24 @@ def test_the_runoff_takes_the_best_net_of_each_kind_and_its_winner_is_the_best(s
     assert lines == ["runoff: no time left to look at trial 0"]
 
 
+def test_the_runoff_enters_the_kind_that_differs_most_even_when_the_slices_rank_it_last():
+    data = load("synthetic")
+    # As a slice-ranked faces study at a small budget: the pooled head with batch norm drawn
+    # once and scored lowest, every other kind above it.
+    ranked = [(0.90, "c8k3s2-c16k3s2-flat-nobn", "cnn"), (0.85, "c8k3s2-c16k3s2-flat", "cnn"),
+              (0.80, "c8k3s2-c8k3s2-gap-nobn", "cnn"), (0.19, "c8k3s2-c16k3s2-gap", "cnn")]
+    study = optuna.create_study(direction="maximize")
+    for score, text, space in ranked:
+        spec = ArchSpec.from_string(text, *data.info.input_shape, data.info.num_classes)
+        study.add_trial(optuna.trial.create_trial(
+            value=score, user_attrs={"arch": spec.to_dict(), "arch_str": spec.to_string(),
+                                     "params": count_params(spec), "space": space}))
+    # The best first; then the one that differs in head and batch norm both; then the best left.
+    assert [t.number for t in runoff.entrants(study, 3)] == [0, 3, 1]
+    assert [t.number for t in runoff.entrants(study, 2)] == [0, 3]
+    assert [t.number for t in runoff.entrants(study, 1)] == [0]
+
+
 def test_the_final_training_trains_the_runoffs_winner_not_the_best_search_score(study, tmp_path):
     study, data = study
     study.set_user_attr("runoff", [{"trial": 0, "val_acc": 0.5}, {"trial": 4, "val_acc": 0.6}])

@@ -91,7 +91,7 @@ class Plan:
         def at(t: float) -> str:
             return time.strftime("%H:%M:%S", time.localtime(t))
 
-        runoff = (f", then a runoff of the best {RUNOFF_NETS} kinds of net ({self.look:.0f}s each) "
+        runoff = (f", then a runoff of {RUNOFF_NETS} kinds of net ({self.look:.0f}s each) "
                   f"until {at(self.search_end)}" if self.look else "")
         search = (f"search until {at(self.slices_end)} (each trial {self.slice:.0f}s){runoff}, "
                   if self.search else "search done by an earlier run; ")
