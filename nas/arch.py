@@ -247,6 +247,11 @@ def walk(spec: ArchSpec) -> list[Step]:
     return steps
 
 
+def se_channels(channels: int) -> int:
+    """Width of a squeeze-excitation bottleneck: a quarter, at least 4."""
+    return max(4, channels // 4)
+
+
 def feature_shape(spec: ArchSpec) -> tuple[int, int, int]:
     """(channels, height, width) of the feature map that enters the head."""
     steps = walk(spec)

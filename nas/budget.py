@@ -6,6 +6,11 @@ Every count in the tool comes from here: ``count_params`` equals
 ``sum(p.numel() for p in build(spec).parameters())`` exactly (a test holds this), and
 ``check`` is the only place that decides whether a spec may be built.
 
+int8 bytes are what an int8 runtime stores of each layer: its weights at one byte each and
+an int32 bias per output (batch norm folds into the conv's bias), without the per-channel
+scales and zero points and the file's graph (compared with real files in
+benchmarks/README.md). Peak activation memory is nas.activations'.
+
 MACs count convolutions and linear layers (output elements x inputs per output); batch
 norm, activations, pooling and residual adds are not MACs. thop counts those too as
 "ops", so its total is a little higher; its conv and linear counts equal ours.
@@ -15,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.arch import ArchSpec, Step, head_features, walk
+from nas.activations import peak_bytes
+from nas.arch import ArchSpec, Step, head_features, se_channels, walk
+
+INT32 = 4  # bytes of an int8 runtime's bias
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class Layer:
     out_hw: tuple[int, int]
     params: int
     macs: int
+    int8_bytes: int  # stored for an int8 runtime: int8 weights, an int32 bias per output
 
 
 def _conv(name, kind, cin, cout, k, groups, out_hw, bn):
@@ -34,7 +43,7 @@ def _conv(name, kind, cin, cout, k, groups, out_hw, bn):
     weights = cout * (cin // groups) * k * k
     extra = 2 * cout if bn else cout  # BN weight+bias, or conv bias when there is no BN
     macs = out_hw[0] * out_hw[1] * cout * (cin // groups) * k * k
-    return Layer(name, kind, cin, cout, out_hw, weights + extra, macs)
+    return Layer(name, kind, cin, cout, out_hw, weights + extra, macs, weights + INT32 * cout)
 
 
 def layers(spec: ArchSpec) -> list[Layer]:
@@ -68,11 +77,6 @@ def _block_layers(step: Step, bn: bool) -> list[Layer]:
     return rows
 
 
-def se_channels(channels: int) -> int:
-    """Width of a squeeze-excitation bottleneck: a quarter, at least 4."""
-    return max(4, channels // 4)
-
-
 def _squeeze_excitation(name, c):
     """Global pool, then two small linear layers (with biases) that gate the c channels.
     Linear, not 1x1 convs: they are not conv layers (--conv-layers)."""
@@ -81,7 +85,14 @@ def _squeeze_excitation(name, c):
 
 
 def _linear(name, fin, fout):
-    return Layer(name, "linear", fin, fout, (1, 1), fin * fout + fout, fin * fout)
+    return Layer(name, "linear", fin, fout, (1, 1), fin * fout + fout, fin * fout,
+                 fin * fout + INT32 * fout)
+
+
+def count_int8_bytes(spec: ArchSpec) -> int:
+    """The int8 model's weights and biases in bytes (a microcontroller's flash): each
+    weight one byte; batch norm folded into its conv's bias, every bias int32."""
+    return sum(row.int8_bytes for row in layers(spec))
 
 
 def count_params(spec: ArchSpec) -> int:
@@ -104,6 +115,8 @@ class Constraints:
     budget: int  # max trainable parameters, BN and head included
     conv_layers: tuple[int, int] | None = None  # inclusive range, None = any
     max_macs: int | None = None
+    max_flash: int | None = None  # bytes of the int8 model's weights and biases
+    max_ram: int | None = None  # bytes of the int8 activations (nas.activations)
     # Not a limit but a preference of the spaces' width sampling: draw nets that use at
     # least this share of the budget where the structure allows (search_spaces.sampling.fill_floor).
     fill: float = 0.0
@@ -120,6 +133,10 @@ class Constraints:
                                  f"got {low}-{high}")
         if self.max_macs is not None and self.max_macs < 1:
             raise ValueError(f"max MACs must be positive, got {self.max_macs}")
+        for name in ("max_flash", "max_ram"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive number of bytes, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,8 @@ class Verdict:
     params: int
     macs: int
     conv_layers: int
+    flash: int  # int8 weights and biases, bytes
+    ram: int  # int8 peak activation memory, bytes
     violations: tuple[str, ...]  # human-readable reasons; empty when feasible
     # Optuna convention: feasible when every value <= 0.
     constraint_values: dict
@@ -137,11 +156,14 @@ class Verdict:
 
 
 def check(spec: ArchSpec, constraints: Constraints) -> Verdict:
-    """The one feasibility decision: params <= budget, conv layers in range, MACs <= limit."""
+    """The one feasibility decision: params <= budget, conv layers in range, MACs, int8
+    flash and RAM <= their limits."""
     rows = layers(spec)
     params = sum(r.params for r in rows)
     macs = sum(r.macs for r in rows)
     convs = sum(r.kind != "linear" for r in rows)
+    flash = sum(r.int8_bytes for r in rows)
+    ram = peak_bytes(spec)
     values = {"params": float(params - constraints.budget)}
     violations = []
     if params > constraints.budget:
@@ -155,4 +177,10 @@ def check(spec: ArchSpec, constraints: Constraints) -> Verdict:
         values["macs"] = float(macs - constraints.max_macs)
         if macs > constraints.max_macs:
             violations.append(f"{macs:,} MACs > limit {constraints.max_macs:,}")
-    return Verdict(params, macs, convs, tuple(violations), values)
+    for key, value, limit, what in (("flash", flash, constraints.max_flash, "int8 model"),
+                                    ("ram", ram, constraints.max_ram, "int8 activation peak")):
+        if limit is not None:
+            values[key] = float(value - limit)
+            if value > limit:
+                violations.append(f"{what} {value:,} B > --max-{key} {limit:,} B")
+    return Verdict(params, macs, convs, flash, ram, tuple(violations), values)

@@ -18,6 +18,7 @@ from nas.budget import Constraints
 from nas.device import resolve_device
 from nas import flags as F
 from nas.durations import Duration, duration, duration_text
+from nas.units import SAYS as SIZE_SAYS, Bytes, byte_size
 from nas.errors import UsageError
 from nas.flags import check_settings, option
 
@@ -50,6 +51,8 @@ class SearchConfig:
     budget: int = option(50_000, F.BUDGET, "default 50k")
     conv_layers: tuple[int, int] | None = option(None, F.CONV_LAYERS)
     max_macs: int | None = option(None, F.MAX_MACS)
+    max_flash: Bytes | None = option(None, F.MAX_FLASH)
+    max_ram: Bytes | None = option(None, F.MAX_RAM)
     min_speed: int | None = option(None, F.MIN_SPEED)  # images/s (nas.trainer.TooSlow)
     fill: float = option(0.0, F.FILL, "default 0: off")
     # Data.
@@ -118,7 +121,8 @@ class SearchConfig:
 
     def constraints(self) -> Constraints:
         try:
-            return Constraints(self.budget, self.conv_layers, self.max_macs, self.fill)
+            return Constraints(self.budget, self.conv_layers, self.max_macs, self.max_flash,
+                               self.max_ram, self.fill)
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
 
@@ -168,15 +172,20 @@ def from_settings(settings: dict, preset: str | None = None, full: bool = False
     return _config(merged), note
 
 
+# Settings written with units ("10m", "64KB"): how each is read, and what is valid.
+WITH_UNITS = {"time": (duration, "a duration such as 10m, 2h, 1h30m or 90s"),
+              "trial_time": (duration, "a duration such as 10m, 2h, 1h30m or 90s"),
+              "max_flash": (byte_size, SIZE_SAYS), "max_ram": (byte_size, SIZE_SAYS)}
+
+
 def _config(merged: dict) -> SearchConfig:
     merged = dict(merged)
-    for key in ("time", "trial_time"):
+    for key, (read, says) in WITH_UNITS.items():
         if merged.get(key) is not None:
             try:
-                merged[key] = duration(merged[key])
+                merged[key] = read(merged[key])
             except ValueError:
-                raise UsageError(f"bad {key.replace('_', '-')} {merged[key]!r}: expected a duration "
-                                 f"such as 10m, 2h, 1h30m or 90s") from None
+                raise UsageError(f"bad {key.replace('_', '-')} {merged[key]!r}: expected {says}") from None
     if merged.get("conv_layers") is not None:
         merged["conv_layers"] = parse_range(merged["conv_layers"])
     return SearchConfig(**merged)
@@ -212,7 +221,8 @@ PRESET_TYPES = {"str": ((str,), "a string"), "int": ((int,), "an integer"),
                 "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
                 "tuple[int, int]": ((str, int, list), 'a range such as "2-4" or [2, 4]'),
                 "tuple[int, ...]": ((str, int, list), 'device numbers such as "0,1" or [0, 1]'),
-                "Duration": ((str, int), 'a duration such as "10m", "2h" or seconds')}
+                "Duration": ((str, int), 'a duration such as "10m", "2h" or seconds'),
+                "Bytes": ((str, int), 'a size such as "64KB", "16KiB" or bytes')}
 
 
 def parse_gpus(text) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ class Row:
     kind: str
     params: int
     macs: int | None
+    int8_bytes: int | None = None  # specs: what an int8 runtime stores of the layer
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Count:
     macs: int | None
     not_counted: tuple[str, ...] = ()  # computation the MAC rule skips, named for a warning
     thop: int | None = None  # thop's total for the same model, where thop can profile it
+    # Specs: int8 activation bytes alive at each op (nas.activations.Held), in order, and
+    # the arena they take (nas.activations.peak_bytes).
+    activations: tuple = ()
+    ram: int | None = None
 
 
 # Modules that compute with weights outside Conv2d/Linear leaves, which the hooks miss
@@ -92,19 +97,21 @@ def count(target: str, input_shape: tuple[int, int, int] | None = None,
 
 
 def _count_spec(text: str, shape, num_classes) -> Count:
+    from nas.activations import held, peak_bytes
     from nas.arch import ArchSpec, SpecError
     from nas.budget import layers
 
     try:
         spec = ArchSpec.from_string(text, *shape, num_classes)
-        rows = [Row(r.name, r.kind, r.params, r.macs) for r in layers(spec)]
+        rows = [Row(r.name, r.kind, r.params, r.macs, r.int8_bytes) for r in layers(spec)]
     except SpecError as exc:
         raise UsageError(f"{text!r} is not a file, a torchvision model (e.g. resnet18, alexnet, "
                          f"mobilenet_v2) or a valid spec string: {exc}") from None
     from nas.model import build
 
     return Count(f"spec {spec.to_string()}", shape, rows, sum(r.params for r in rows),
-                 sum(r.macs for r in rows), thop=thop_macs(build(spec), shape))
+                 sum(r.macs for r in rows), thop=thop_macs(build(spec), shape),
+                 activations=tuple(held(spec)), ram=peak_bytes(spec))
 
 
 def thop_macs(model, shape) -> int | None:
@@ -183,8 +190,9 @@ def _count_export(path: Path, found) -> Count:
 
     meta, spec = found
     result = _count_spec(spec.to_string(), (spec.in_channels, spec.height, spec.width), spec.num_classes)
-    if path.suffix == ".onnx":
-        return replace(result, what=f"ONNX {path} ({result.what}, from {sidecar_path(path).name})")
+    if path.suffix in (".onnx", ".tflite"):  # weights not the parameters one to one (folded, int8)
+        kind = "ONNX" if path.suffix == ".onnx" else "int8 TFLite"
+        return replace(result, what=f"{kind} {path} ({result.what}, from {sidecar_path(path).name})")
     tensors = check_tensors(path, spec, meta)
     return replace(result, what=f"TorchScript {path} ({result.what}, from {sidecar_path(path).name}; "
                                 f"its {tensors} tensors match it)")
@@ -257,16 +265,28 @@ def count_torchscript(path: str, shape) -> dict:
 
 
 def table(result: Count) -> str:
+    int8 = bool(result.activations)  # specs, and files nas exported: counted from the spec
     lines = [f"{result.what}, input {'x'.join(map(str, result.input_shape))}",
-             f"{'layer':<40} {'type':<20} {'params':>12} {'MACs':>15}"]
+             f"{'layer':<40} {'type':<20} {'params':>12} {'MACs':>15}" + (f" {'int8 B':>9}" if int8 else "")]
     for r in result.rows:
         lines.append(f"{r.name:<40} {r.kind:<20} {r.params:>12,} "
-                     f"{'' if r.macs is None else format(r.macs, ','):>15}")
+                     f"{'' if r.macs is None else format(r.macs, ','):>15}"
+                     + (f" {r.int8_bytes:>9,}" if int8 else ""))
     macs = "n/a" if result.macs is None else f"{result.macs:,}"
     if result.thop is not None:
         lines.append(f"thop: {result.thop:,} MACs (its Conv2d and Linear counts are ours; it also "
                      f"counts batch norm, pooling and residual adds as operations)")
-    lines.append(f"{'total':<61} {result.params:>12,} {macs:>15}")
+    flash = f" {sum(r.int8_bytes for r in result.rows):>9,}" if int8 else ""
+    lines.append(f"{'total':<61} {result.params:>12,} {macs:>15}{flash}")
+    if int8:
+        lines.append("\nint8 (flash: weights one byte each, biases int32; RAM: activations "
+                     "alive at each op, one byte an element)")
+        lines.append(f"{'op':<40} {'alive B':>12}")
+        largest = max(op.bytes for op in result.activations)
+        for op in result.activations:
+            lines.append(f"{op.name:<40} {op.bytes:>12,}" + ("  <- largest" if op.bytes == largest else ""))
+        lines.append(f"flash {sum(r.int8_bytes for r in result.rows):,} B, RAM {result.ram:,} B "
+                     f"(these tensors laid out in one arena as TFLite Micro lays them out)")
     if result.not_counted:
         lines.append(f"warning: MACs count Conv2d and Linear layers only; not counted: "
                      f"{', '.join(result.not_counted)} (e.g. attention's in-projection and "

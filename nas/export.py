@@ -48,16 +48,7 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     check_choice("format", format, FORMATS)
     suffix, label, _ = FORMATS[format]
     study_dir = Path(study_dir)
-    out = Path(out) if out else study_dir / (f"model-{Path(weights).stem}{suffix}" if weights
-                                             else f"model-trial{trial.number}{suffix}")
-    if out.suffix != suffix:
-        raise UsageError(f"--out must end in {suffix} for --format {format}, got {str(out)!r}")
-    if out.is_dir():
-        raise UsageError(f"--out {str(out)!r} is a folder; give a file path ending in {suffix}")
-    if sidecar_path(out).exists() and not force and not is_sidecar(sidecar_path(out)):
-        raise UsageError(f"{sidecar_path(out)} exists and is not a sidecar nas export wrote; nas "
-                         f"writes the model's sidecar there: pick another --out, or add --force "
-                         f"to replace it")
+    out = output_path(study_dir, trial, out, weights, suffix, f"--format {format}", force)
     runtime = WRITERS[format]  # before any file: a missing onnxruntime is said first
     runtime.check_installed()
     spec, net = load_trained(study_dir, trial, weights, study)
@@ -91,6 +82,24 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
         for tmp in (model_tmp, sidecar_tmp):
             tmp.unlink(missing_ok=True)
     return out, meta
+
+
+def output_path(study_dir: Path, trial, out, weights, suffix: str, what: str, force: bool,
+                tag: str = "") -> Path:
+    """Where an export goes: ``out``, checked, or model-trialN<tag><suffix> (model-<weights'
+    name> for other weights) in the study folder; a file at its sidecar's path that nas did
+    not write is kept unless ``force``."""
+    out = Path(out) if out else study_dir / (f"model-{Path(weights).stem}{tag}{suffix}" if weights
+                                             else f"model-trial{trial.number}{tag}{suffix}")
+    if out.suffix != suffix:
+        raise UsageError(f"--out must end in {suffix} for {what}, got {str(out)!r}")
+    if out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a folder; give a file path ending in {suffix}")
+    if sidecar_path(out).exists() and not force and not is_sidecar(sidecar_path(out)):
+        raise UsageError(f"{sidecar_path(out)} exists and is not a sidecar nas export wrote; nas "
+                         f"writes the model's sidecar there: pick another --out, or add --force "
+                         f"to replace it")
+    return out
 
 
 def weights_kind(study_dir: Path, trial, weights: str | Path | None) -> str:

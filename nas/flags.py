@@ -14,6 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Callable
 
 from nas.durations import duration_flag
+from nas.units import SAYS as SIZE_SAYS, byte_size_flag
 from nas.errors import UsageError, integer
 
 SECONDS_IN_A_YEAR = 366 * 86400  # past this a time is a unit mistake, not a wish
@@ -151,9 +152,15 @@ def _check_dataset(value) -> None:
 
 PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "tpe-grouped", "random")
-# Directions of each objective's values: validation accuracy, then params, then MACs.
-OBJECTIVES = {"accuracy": ("maximize",), "pareto": ("maximize", "minimize"),
-              "pareto-macs": ("maximize", "minimize", "minimize")}
+# What each objective's values are, in order: validation accuracy (maximised), then sizes
+# (minimised): params, MACs, the int8 model's bytes (flash) or its activation peak (ram).
+OBJECTIVES = {"accuracy": ("val_acc",), "pareto": ("val_acc", "params"),
+              "pareto-macs": ("val_acc", "params", "macs"), "pareto-flash": ("val_acc", "flash"),
+              "pareto-ram": ("val_acc", "ram")}
+
+
+def directions(objective: str) -> tuple[str, ...]:
+    return tuple("maximize" if metric == "val_acc" else "minimize" for metric in OBJECTIVES[objective])
 
 # Space and budget.
 SPACE = Flag(f"search space: {_space_names()}; several, e.g. cnn,mobilenet: each trial draws "
@@ -162,6 +169,11 @@ BUDGET = Flag("max trainable params, e.g. 50000 or 50k", "space and budget", int
               low=1, high=1_000_000_000)
 CONV_LAYERS = Flag("allowed number of conv layers, MIN-MAX, e.g. 2-4", "space and budget")
 MAX_MACS = Flag("max multiply-accumulates per image", "space and budget", integer, low=1)
+MAX_FLASH = Flag("max bytes of the int8 model's weights and biases (a microcontroller's flash), "
+                 "e.g. 64KB; units B, KB, KiB, MB", "space and budget", byte_size_flag, low=1,
+                 what=SIZE_SAYS)
+MAX_RAM = Flag("max bytes of int8 activations alive at once (a microcontroller's RAM), e.g. "
+               "16KB", "space and budget", byte_size_flag, low=1, what=SIZE_SAYS)
 MIN_SPEED = Flag("stop trials training fewer images/s here", "space and budget", integer, low=1)
 FILL = Flag("prefer nets using this share of the budget, e.g. 0.9", "space and budget", float,
             low=0, high=1, what="a share of the budget from 0 to 1")
@@ -196,7 +208,9 @@ DEVICE = Flag("auto | cpu | cuda | cuda:N", "device")
 # The search.
 TRIALS = Flag("trials of these spaces in the study", "search", integer, low=1, high=1_000_000)
 OBJECTIVE = Flag("accuracy (front computed afterwards) | pareto (maximise accuracy, minimise "
-                 "params) | pareto-macs (and MACs); pareto stops trials with its own rule",
+                 "params) | pareto-macs (and MACs) | pareto-flash, pareto-ram (minimise the "
+                 "int8 model's bytes, or its activation peak, instead of params); pareto "
+                 "objectives stop trials with their own rule",
                  "search", choices=lambda: tuple(OBJECTIVES))
 SAMPLER = Flag(" | ".join(SAMPLERS), "search", choices=lambda: SAMPLERS)
 PRUNER = Flag(" | ".join(PRUNERS), "search", choices=lambda: PRUNERS)

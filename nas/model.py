@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nas.arch import ArchSpec, Block, head_features, walk
-from nas.budget import se_channels
+from nas.arch import se_channels
 
 _ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish}
 
@@ -48,7 +48,9 @@ class SqueezeExcitation(nn.Module):
         self.expand = nn.Linear(squeeze, channels)
 
     def forward(self, x):
-        s = torch.relu(self.reduce(x.mean((2, 3))))
+        # Pooled as the head pools (a mean over dims 2 and 3 becomes a transposed copy of
+        # the whole map in an int8 microcontroller model).
+        s = torch.relu(self.reduce(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)))
         return x * torch.sigmoid(self.expand(s))[:, :, None, None]
 
 
@@ -96,9 +98,17 @@ class ResidualBlock(nn.Module):
         self.extra_channels = b.out - cin
 
     def forward(self, x):
-        shortcut = x[:, :, ::self.stride, ::self.stride]
-        shortcut = nn.functional.pad(shortcut, [0, 0, 0, 0, 0, self.extra_channels])
-        return self.act(self.conv2(self.conv1(x)) + shortcut)
+        # Every s-th pixel as a 1x1 max-pool, and no op where there is nothing to do: a
+        # slice and an empty pad become extra ops and tensors in an int8 microcontroller
+        # model (nas.activations counts the ops written here).
+        y = self.conv2(self.conv1(x))
+        shortcut = x
+        if self.stride > 1:
+            shortcut = nn.functional.max_pool2d(x, 1, self.stride)
+        if self.extra_channels > 0:  # zero channels at the end, padded channels-last
+            channels_last = nn.functional.pad(shortcut.permute(0, 2, 3, 1), [0, self.extra_channels])
+            shortcut = channels_last.permute(0, 3, 1, 2)
+        return self.act(y + shortcut)
 
 
 class DenseLayer(nn.Module):

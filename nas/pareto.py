@@ -1,7 +1,8 @@
-"""Params-vs-accuracy Pareto front of a study: table, CSV, JSON and the scatter plot.
+"""Size-vs-accuracy Pareto front of a study: table, CSV, JSON and the scatter plot.
 
-The front is computed from all completed trials (fewer params and higher validation
-accuracy are better). Test accuracy is measured only for the trials on the front, once,
+The front is computed from all completed trials (smaller and higher validation accuracy
+are better); size is params, or for a microcontroller the int8 model's bytes (flash) or
+its activation peak (ram), counted from each trial's spec. Test accuracy is measured only for the trials on the front, once,
 and cached in ``test_acc.json``.
 """
 
@@ -17,12 +18,16 @@ import optuna
 from nas import files, records
 from nas.study_folder import read_baselines, weights_path
 from nas.trials import completed_trials, trial_val_acc
-from nas.weights import load_trained
+from nas.weights import load_trained, trial_spec
+from nas.activations import peak_bytes
+from nas.budget import count_int8_bytes
 from nas.errors import UsageError
 from nas.evaluate import measure_accuracy
 from nas.progress import step
 
-FIELDS = ("trial", "space", "params", "macs", "val_acc", "test_acc", "arch", "weights")
+FIELDS = ("trial", "space", "params", "macs", "flash", "ram", "val_acc", "test_acc", "arch", "weights")
+SIZES = {"params": "trainable parameters", "flash": "int8 model bytes (flash)",
+         "ram": "int8 activation peak bytes (RAM)"}
 
 
 @dataclass
@@ -31,6 +36,8 @@ class Row:
     space: str
     params: int
     macs: int
+    flash: int
+    ram: int
     val_acc: float
     test_acc: float | None
     arch: str
@@ -48,15 +55,19 @@ def _row(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Row:
     if missing:
         raise UsageError(f"study {study.study_name!r}, trial {trial.number}: user attribute "
                          f"{missing[0]!r} is missing; the study was edited or damaged")
-    return Row(trial.number, held.space, held.params, held.macs, trial_val_acc(trial),
-               None, held.arch_str)
+    flash, ram = held.flash, held.ram
+    if flash is None or ram is None:  # a study from before they were recorded: from its spec
+        spec = trial_spec(trial, study)
+        flash, ram = count_int8_bytes(spec), peak_bytes(spec)
+    return Row(trial.number, held.space, held.params, held.macs, flash, ram,
+               trial_val_acc(trial), None, held.arch_str)
 
 
-def front(all_rows: list[Row]) -> list[Row]:
-    """Non-dominated rows, by params ascending: each has higher val accuracy than every
-    smaller (or equal-size) row."""
+def front(all_rows: list[Row], size: str = "params") -> list[Row]:
+    """Non-dominated rows, by ``size`` (a Row field: params, flash or ram) ascending: each
+    has higher val accuracy than every smaller (or equal-size) row."""
     result, best = [], -1.0
-    for row in sorted(all_rows, key=lambda r: (r.params, -r.val_acc, r.trial)):
+    for row in sorted(all_rows, key=lambda r: (getattr(r, size), -r.val_acc, r.trial)):
         if row.val_acc > best:
             result.append(row)
             best = row.val_acc
@@ -114,21 +125,25 @@ def score_test(study: optuna.Study, study_dir: Path, front_rows: list[Row], data
     files.write_json(Path(study_dir) / TEST_ACC_CACHE, cache, indent=1)
 
 
-def write_front(study: optuna.Study, study_dir: Path, data, device) -> tuple[list[Row], list[Path]]:
-    """The study's front: computed, scored on the test set when ``data`` is given (a
-    ``nas.data.Data``; else test accuracy is left out), and written: (front, files)."""
+def write_front(study: optuna.Study, study_dir: Path, data, device, size: str = "params"
+                ) -> tuple[list[Row], list[Path]]:
+    """The study's front over ``size`` (params, flash or ram): computed, scored on the test
+    set when ``data`` is given (a ``nas.data.Data``; else test accuracy is left out), and
+    written: (front, files)."""
     all_rows = rows(study)
     if not all_rows:
         return [], []
-    front_rows = front(all_rows)
+    front_rows = front(all_rows, size)
     if data is not None:
         score_test(study, study_dir, front_rows, data, device)
     title = f"{study.study_name}: {len(all_rows)} trained trials"
-    return front_rows, write(study_dir, all_rows, front_rows, title, records.study(study).budget)
+    held = records.study(study)
+    limit = held.limit({"params": "budget", "flash": "max_flash", "ram": "max_ram"}[size])
+    return front_rows, write(study_dir, all_rows, front_rows, title, limit, size)
 
 
 def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: str,
-          budget: int | None = None) -> list[Path]:
+          budget: int | None = None, size: str = "params") -> list[Path]:
     study_dir = Path(study_dir)
     with files.replacing(study_dir / "pareto.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
@@ -136,12 +151,12 @@ def write(study_dir: Path, all_rows: list[Row], front_rows: list[Row], title: st
         writer.writerows(asdict(r) for r in front_rows)
     files.write_json(study_dir / "pareto.json", [asdict(r) for r in front_rows])
     plot(study_dir / "pareto.png", all_rows, front_rows, title, budget,
-         read_baselines(study_dir))
+         read_baselines(study_dir) if size == "params" else [], size)
     return [study_dir / name for name in ("pareto.csv", "pareto.json", "pareto.png")]
 
 
 def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
-         budget: int | None = None, baselines: list[dict] = ()) -> None:
+         budget: int | None = None, baselines: list[dict] = (), size: str = "params") -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -152,18 +167,19 @@ def plot(path: Path, all_rows: list[Row], front_rows: list[Row], title: str,
     colours = dict(zip(spaces, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for space in spaces:
         points = [r for r in all_rows if r.space == space]
-        ax.scatter([r.params for r in points], [r.val_acc for r in points], s=18, alpha=0.55,
-                   color=colours[space], label=f"{space} ({len(points)} trials)")
-    ax.step([r.params for r in front_rows], [r.val_acc for r in front_rows], where="post",
+        ax.scatter([getattr(r, size) for r in points], [r.val_acc for r in points], s=18,
+                   alpha=0.55, color=colours[space], label=f"{space} ({len(points)} trials)")
+    ax.step([getattr(r, size) for r in front_rows], [r.val_acc for r in front_rows], where="post",
             color="black", linewidth=1, zorder=2)
-    ax.scatter([r.params for r in front_rows], [r.val_acc for r in front_rows], s=60,
+    ax.scatter([getattr(r, size) for r in front_rows], [r.val_acc for r in front_rows], s=60,
                facecolors="none", edgecolors="black", linewidths=1.3, zorder=3,
                label="Pareto front")
     draw_baselines(ax, baselines)
     if budget:
-        ax.axvline(budget, color="grey", linestyle="--", linewidth=1, label=f"budget {budget:,}")
+        ax.axvline(budget, color="grey", linestyle="--", linewidth=1,
+                   label=f"budget {budget:,}" if size == "params" else f"--max-{size} {budget:,} B")
     ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (log)")
+    ax.set_xlabel(f"{SIZES[size]} (log)")
     ax.set_ylabel("validation accuracy")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
@@ -192,10 +208,10 @@ def baseline_table(baselines: list[dict]) -> str:
 
 
 def table(front_rows: list[Row]) -> str:
-    lines = [f"{'trial':>5}  {'space':<10} {'params':>9} {'MACs':>12} {'val_acc':>8} "
-             f"{'test_acc':>8}  arch"]
+    lines = [f"{'trial':>5}  {'space':<10} {'params':>9} {'MACs':>12} {'flash B':>9} {'RAM B':>9} "
+             f"{'val_acc':>8} {'test_acc':>8}  arch"]
     for r in front_rows:
         test = f"{r.test_acc:.4f}" if r.test_acc is not None else "-"
-        lines.append(f"{r.trial:>5}  {r.space:<10} {r.params:>9,} {r.macs:>12,} "
-                     f"{r.val_acc:>8.4f} {test:>8}  {r.arch}")
+        lines.append(f"{r.trial:>5}  {r.space:<10} {r.params:>9,} {r.macs:>12,} {r.flash:>9,} "
+                     f"{r.ram:>9,} {r.val_acc:>8.4f} {test:>8}  {r.arch}")
     return "\n".join(lines)

@@ -77,6 +77,8 @@ class TrialRecord:
     params: int | None = None
     macs: int | None = None
     conv_layers: int | None = None
+    flash: int | None = None  # int8 weights and biases, bytes (nas.budget)
+    ram: int | None = None  # int8 activation peak, bytes (nas.activations)
     budget: int | None = None
     infeasible: str | None = None  # why it was over a constraint: never built
     # How it trained.
@@ -216,14 +218,18 @@ class StudyRecord:
     runoff: list[RunoffLook] = field(default_factory=list)
     final: FinalRecord | None = None
 
+    def limit(self, name: str) -> int | None:
+        """A size limit as searched (budget, max_flash, max_ram), checked: exports and the
+        plot are held to it."""
+        value = self.config.get(name)
+        if value is not None and (type(value) is not int or value < 1):
+            raise UsageError(f"the study records a bad {name.replace('_', ' ')} {value!r}; the "
+                             f"study was edited or damaged")
+        return value
+
     @property
     def budget(self) -> int | None:
-        """--budget as searched, checked: exports and the plot are held to it."""
-        budget = self.config.get("budget")
-        if budget is not None and (type(budget) is not int or budget < 1):
-            raise UsageError(f"the study records a bad budget {budget!r}; the study was edited "
-                             f"or damaged")
-        return budget
+        return self.limit("budget")
 
     @property
     def objective(self) -> str:

@@ -28,6 +28,11 @@ def block_range(constraints) -> tuple[int, int]:
     return fewest, max(fewest, (high - 1) // 2)
 
 
+def shrink(h: int, w: int, stride: int) -> tuple[int, int]:
+    """The map after a "same"-padded conv of this stride."""
+    return (h - 1) // stride + 1, (w - 1) // stride + 1
+
+
 @register_space("mobilenet")
 def mobilenet(trial, data, constraints) -> ArchSpec:
     n_blocks = trial.suggest_int("mobilenet.blocks", *block_range(constraints))
@@ -37,9 +42,6 @@ def mobilenet(trial, data, constraints) -> ArchSpec:
     # Structure first (types, kernels, strides), then widths, each knowing its cost.
     h, w = data.height, data.width
     stem_stride = 1
-    if can_downsample(h, w):
-        stem_stride = trial.suggest_categorical("mobilenet.stem_stride", [1, 2])
-        h, w = (h - 1) // stem_stride + 1, (w - 1) // stem_stride + 1
 
     def spec(widths, layout=None):
         stem = Block("conv", widths[0], 3, stem_stride)
@@ -51,13 +53,30 @@ def mobilenet(trial, data, constraints) -> ArchSpec:
     shapes = []
     size_only = replace(constraints, conv_layers=None)
 
-    def fits(op, k, e, se) -> bool:
-        # The cheapest net with this block: every width the smallest, later blocks plain
-        # 3x3 depthwise-separable. If that is over the budget, no width can make it fit.
-        # (The conv-layer count is the loop's business below, not this check's.)
-        later = [("dw", 3, 1, 1, False)] * (n_blocks - len(shapes) - 1)
-        return check(spec([MIN_WIDTH] * (n_blocks + 1), shapes + [(op, k, 1, e, se)] + later),
-                     size_only).feasible
+    def cheapest_fits(prefix, at) -> bool:
+        # The cheapest net that starts with ``prefix`` (leaving an ``at`` map): every width
+        # the smallest, later blocks plain 3x3 depthwise-separable, downsampling while they
+        # can (less memory, the same weights). If that is over the limits, no width can make
+        # it fit. (The conv-layer count is the loop's business below, not this check's.)
+        layout = list(prefix)
+        while len(layout) < n_blocks:
+            down = 2 if can_downsample(*at) else 1
+            layout.append(("dw", 3, down, 1, False))
+            at = shrink(*at, down)
+        return check(spec([MIN_WIDTH] * (n_blocks + 1), layout), size_only).feasible
+
+    def fits(op, k, e, se, s=1) -> bool:
+        return cheapest_fits(shapes + [(op, k, s, e, se)], shrink(h, w, s))
+
+    def stride(name, one_fits: bool) -> int:
+        """1 or 2 where the map can halve; 2 without a draw where 1 could not fit (a
+        microcontroller's RAM may rule out a full-size map)."""
+        if not can_downsample(h, w):
+            return 1
+        return trial.suggest_categorical(name, [1, 2]) if one_fits else 2
+
+    stem_stride = stride("mobilenet.stem_stride", cheapest_fits([], (h, w)))
+    h, w = shrink(h, w, stem_stride)
 
     def choose(name, choices, costliest):
         """Draw among ``choices`` when even the costliest fits, else take the cheapest
@@ -83,10 +102,8 @@ def mobilenet(trial, data, constraints) -> ArchSpec:
             e = choose(f"mobilenet.expand{i}", [2, 4, 6], lambda: fits("ir", 3, 6, False))
         k = choose(f"mobilenet.k{i}", [3, 5], lambda: fits(op, 5, e, False))
         se = choose(f"mobilenet.se{i}", [False, True], lambda: fits(op, k, e, True))
-        s = 1
-        if can_downsample(h, w):
-            s = trial.suggest_categorical(f"mobilenet.stride{i}", [1, 2])
-            h, w = (h - 1) // s + 1, (w - 1) // s + 1
+        s = stride(f"mobilenet.stride{i}", fits(op, k, e, se, 1))
+        h, w = shrink(h, w, s)
         shapes.append((op, k, s, e, se))
 
     names = ["mobilenet.stem_width"] + [f"mobilenet.w{i}" for i in range(n_blocks)]

@@ -21,7 +21,6 @@ DEFAULT_LAYERS = (2, 6)
 def plain_cnn(trial, data, constraints) -> ArchSpec:
     low, high = constraints.conv_layers or DEFAULT_LAYERS
     n_layers = trial.suggest_int("cnn.layers", low, high)
-    downsample = trial.suggest_categorical("cnn.downsample", ["maxpool", "stride"])
     bn = trial.suggest_categorical("cnn.bn", [True, False])
     act = trial.suggest_categorical("cnn.act", ["relu", "silu", "hardswish"])
     head_kind = trial.suggest_categorical("cnn.head", ["gap", "flat"])
@@ -48,6 +47,11 @@ def plain_cnn(trial, data, constraints) -> ArchSpec:
             layout.append(shape(3, down))
         return check(spec([MIN_WIDTH] * n_layers, hidden, layout), constraints).feasible
 
+    # Max-pooling holds the full-size conv output first: offered where the cheapest net
+    # downsampling so still fits (a microcontroller's RAM may rule it out).
+    downsample = "maxpool"
+    downsample = (trial.suggest_categorical("cnn.downsample", ["maxpool", "stride"])
+                  if still_fits([], data.height, data.width) else "stride")
     # A hidden dense layer is offered only where the cheapest net with one fits.
     if still_fits([], data.height, data.width, MIN_HIDDEN):
         dense = trial.suggest_categorical("cnn.dense", [False, True])

@@ -20,7 +20,8 @@ MIN_HIDDEN, MAX_HIDDEN = 16, 256  # units of an optional hidden dense layer in t
 
 def widest_that_fits(make_spec: Callable[[int], ArchSpec], constraints: Constraints,
                      low: int = MIN_WIDTH, high: int = MAX_WIDTH) -> int:
-    """Largest width in [low, high] whose spec fits the params (and MACs) limits; ``low`` when
+    """Largest width in [low, high] whose spec fits the size limits (params, MACs, int8
+    flash and RAM: each grows with every width); ``low`` when
     even that does not fit (the spec is then reported infeasible by ``nas.budget.check``)."""
     size_only = replace(constraints, conv_layers=None)  # widths do not change the layer count
     if not check(make_spec(low), size_only).feasible:
@@ -58,8 +59,13 @@ def sample_widths(trial, names: list[str], make_spec: Callable[[list[int]], Arch
     """One non-decreasing width per name; see the module docstring. With --fill, each
     draw's lower end is raised so the net can still reach the fill target."""
     widths: list[int] = []
+    # Below MIN_WIDTH only where a microcontroller's RAM leaves nothing wider (a full-size
+    # first map): the widest uniform width that fits, when MIN_WIDTH everywhere does not.
+    floor = MIN_WIDTH
+    if constraints.max_ram is not None:
+        floor = widest_that_fits(lambda w: make_spec([w] * len(names)), constraints, 1, MIN_WIDTH)
     for i, name in enumerate(names):
-        low = widths[-1] if widths else MIN_WIDTH
+        low = widths[-1] if widths else floor
         later = len(names) - i  # this layer and every one after it
         high = widest_that_fits(lambda w: make_spec(widths + [w] * later), constraints, low)
 

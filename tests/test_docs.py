@@ -27,6 +27,6 @@ def test_nas_alone_lists_the_commands_a_line_each():
     proc = subprocess.run([sys.executable, "-m", "nas"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stderr == ""
     assert "usage: nas" in proc.stdout
-    for command, words in (("search", "search architectures"), ("export", "TorchScript or ONNX"),
+    for command, words in (("search", "search architectures"), ("export", "TorchScript, ONNX or int8 TFLite"),
                            ("dashboard", "optuna-dashboard")):
         assert command in proc.stdout and words in proc.stdout

@@ -40,7 +40,8 @@ def test_onnx_export_runs_in_onnxruntime_as_the_eager_model_does(study_dir, run)
     assert meta["input_shape"] == [1, 16, 16] and meta["params"] <= 20_000
     code, out, _ = run("count", model)  # from the spec its sidecar names
     assert code == 0 and out.startswith(f"ONNX {model} (spec {meta['arch']}")
-    assert f" {meta['params']:,} " in out.splitlines()[-1]
+    (total,) = [line for line in out.splitlines() if line.startswith("total ")]
+    assert f" {meta['params']:,} " in total
     # The TorchScript export of the same trial keeps its own sidecar.
     assert run("export", study_dir, "--best")[0] == 0
     assert json.loads(sidecar.read_text())["format"] == "onnx"

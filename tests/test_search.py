@@ -63,13 +63,14 @@ def test_search_records_everything_and_writes_front(searched):
                    and "num_batches" not in k) <= BUDGET
 
     rows = json.loads((study_dir / "pareto.json").read_text())
-    assert rows and set(rows[0]) == {"trial", "space", "params", "macs", "val_acc", "test_acc", "arch", "weights"}
+    assert rows and set(rows[0]) == {"trial", "space", "params", "macs", "flash", "ram", "val_acc",
+                                   "test_acc", "arch", "weights"}
     assert {r["weights"] for r in rows} == {"search"}  # the figures of the search's weights
     params = [r["params"] for r in rows]
     accs = [r["val_acc"] for r in rows]
     assert params == sorted(params) and accs == sorted(accs)  # a front: bigger must be better
     assert all(r["test_acc"] is not None for r in rows)
-    assert (study_dir / "pareto.csv").read_text().startswith("trial,space,params,macs,val_acc")
+    assert (study_dir / "pareto.csv").read_text().startswith("trial,space,params,macs,flash,ram,val_acc")
     assert (study_dir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 

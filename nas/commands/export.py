@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from nas.commands import add_pick, add_study
 from nas.errors import UsageError
+from nas.export_int8 import MAX_DROP
 
-HELP = "write a trained trial as TorchScript or ONNX + JSON sidecar"
+HELP = "write a trained trial as TorchScript, ONNX or int8 TFLite + JSON sidecar"
 
 
 def add(p) -> None:
     add_study(p)
     add_pick(p)
     p.add_argument("--format", default="torchscript", help="torchscript (default, .pt) | onnx (.onnx)")
-    p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt or .onnx)")
+    p.add_argument("--int8", action="store_true", help="an int8 .tflite for microcontrollers "
+                   "(static quantization, per-channel weights, calibrated on training images), "
+                   "kept only once TFLite Micro runs it within --max-drop of fp32 on the test "
+                   "split; needs nas's [mcu] extra")
+    p.add_argument("--max-drop", type=float, default=MAX_DROP, help=f"--int8: the largest fall "
+                   f"in test accuracy from fp32 to int8 to keep the file (default {MAX_DROP})")
+    p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt, .onnx, or "
+                                 "-int8.tflite)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
     p.add_argument("--weights", help="weights to export: 'search' for the search's (with --best: "
                    "the default unless a --time search trained a final model), or a file, e.g. "
@@ -35,6 +43,8 @@ def run(args) -> int:
     weights = None if args.weights == "search" else args.weights
     if args.best and args.weights is None and (trained := final.done(study, args.study_dir)):
         trial, weights = trained  # a --time search's delivered model
+    if args.int8:
+        return run_int8(args, study, trial, weights)
     out, meta = export(args.study_dir, study, trial, args.out, load_recorded(records.study(study).data, args.data_dir),
                        weights, args.format, args.force)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
@@ -45,4 +55,27 @@ def run(args) -> int:
     runtime = "onnxruntime runs" if args.format == "onnx" else "torch.jit.load reloads"
     print(f"{FORMATS[args.format][1]} check: {runtime} it to the eager model's outputs on "
           f"{meta['checked_on']} (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
+    return 0
+
+
+def run_int8(args, study, trial, weights) -> int:
+    from nas import records
+    from nas.data import load_recorded
+    from nas.export import sidecar_path
+    from nas.export_int8 import export_int8
+
+    if args.format != "torchscript":
+        raise UsageError(f"--int8 writes a .tflite file; leave out --format {args.format}")
+    if not 0 <= args.max_drop <= 1:
+        raise UsageError(f"--max-drop must be an accuracy share from 0 to 1, got {args.max_drop}")
+    data = load_recorded(records.study(study).data, args.data_dir)
+    out, meta = export_int8(args.study_dir, study, trial, data, args.out, weights, args.max_drop,
+                            args.force)
+    print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
+          f"{meta['weights_kind']} weights) as int8 to {out} and {sidecar_path(out)}")
+    print(f"TFLite Micro runs it: test_acc {meta['test_acc']:.4f} (fp32 {meta['fp32_test_acc']:.4f}, "
+          f"drop {meta['int8_drop']:+.4f}); flash {meta['flash']:,} B of weights and biases "
+          f"({meta['file_bytes']:,} B file), RAM {meta['ram']:,} B counted, arena "
+          f"{meta['arena_activations']:,} B of tensors + {meta['arena_total'] - meta['arena_activations']:,} "
+          f"B of the runtime's own")
     return 0

@@ -14,6 +14,9 @@ HELP = "print and write the Pareto front of a study"
 def add(p) -> None:
     add_study(p)
     p.add_argument("--data-dir", help="dataset folder, to score the front on the test set")
+    p.add_argument("--x", choices=("params", "flash", "ram"), default="params",
+                   help="the front's size: params (default), or the int8 model's bytes (flash) "
+                        "or activation peak (ram) of a microcontroller")
 
 
 def run(args) -> int:
@@ -27,7 +30,7 @@ def run(args) -> int:
     if not completed_trials(study):
         raise UsageError(f"study {study.study_name!r} has no completed trial yet")
     data = load_recorded(records.study(study).data, args.data_dir)
-    front, files = pareto.write_front(study, Path(args.study_dir), data, "cpu")
+    front, files = pareto.write_front(study, Path(args.study_dir), data, "cpu", args.x)
     print(pareto.table(front))
     if held := records.final(study):
         print(final.summary(held))

@@ -51,6 +51,7 @@ def make_objective(cfg: SearchConfig, data: Data, device: torch.device, study_di
             verdict = check(spec, constraints)  # check: the one feasibility decision
             records.note(trial, space=family, arch=spec.to_dict(), arch_str=spec.to_string(),
                          params=verdict.params, macs=verdict.macs, conv_layers=verdict.conv_layers,
+                         flash=verdict.flash, ram=verdict.ram,
                          budget=cfg.budget, epochs=cfg.epochs)
             for key, value in verdict.constraint_values.items():
                 trial.set_constraint(key, value)
@@ -98,7 +99,8 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
                 raise optuna.TrialPruned(f"pruned at {epochs_done(step)} epochs, val_acc {val_acc:.4f}")
         elif step < last and cfg.pruner != "none":
             completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            reason = size_aware_stop(completed, step, val_acc, records.trial(trial).params)
+            size = OBJECTIVES[cfg.objective][1]  # params, flash or ram: what the front is over
+            reason = size_aware_stop(completed, step, val_acc, getattr(records.trial(trial), size), size)
             if reason:
                 records.note(trial, stopped_early=reason)
                 raise optuna.TrialPruned(reason)
@@ -143,8 +145,9 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
     if result.graph_fallback:
         records.note(trial, graph_fallback=result.graph_fallback)
     held = records.trial(trial)
-    values = (result.val_acc, held.params, held.macs)
-    return values[0] if cfg.objective == "accuracy" else values[:len(OBJECTIVES[cfg.objective])]
+    values = tuple(result.val_acc if metric == "val_acc" else getattr(held, metric)
+                   for metric in OBJECTIVES[cfg.objective])
+    return values[0] if cfg.objective == "accuracy" else values
 
 
 def trial_train_config(cfg: SearchConfig, number: int) -> TrainConfig:
@@ -172,16 +175,18 @@ STOP_STARTUP = 5  # size_aware_stop: completed peers needed before it stops anyt
 STOP_SIMILAR = 1.1  # peers: completed trials with at most 10% more params
 
 
-def size_aware_stop(completed: list, step: int, val_acc: float, params: int) -> str | None:
+def size_aware_stop(completed: list, step: int, val_acc: float, params: int,
+                    size: str = "params") -> str | None:
     """--objective pareto's early stopping: stop a trial whose validation accuracy at
     report ``step`` is below the median, at the same report, of the completed trials of
-    similar or smaller size (at most STOP_SIMILAR x its params), once there are
+    similar or smaller size (at most STOP_SIMILAR x its params, or its ``size``: flash or
+    ram bytes where the front is over those), once there are
     STOP_STARTUP of them. A small net is only measured against nets no bigger than about
     itself, so the small end of the front is not stopped for losing to big nets. Returns
     the reason, or None to go on."""
     held = [records.trial(t) for t in completed]
     peers = [h.val_history[step - 1] for h in held
-             if (h.params if h.params is not None else math.inf) <= STOP_SIMILAR * params
+             if (getattr(h, size) if getattr(h, size) is not None else math.inf) <= STOP_SIMILAR * params
              and len(h.val_history or ()) >= step]
     if len(peers) < STOP_STARTUP:
         return None
@@ -191,4 +196,4 @@ def size_aware_stop(completed: list, step: int, val_acc: float, params: int) -> 
     at = epochs_done(step)
     return (f"stopped at {at} epochs: val_acc {val_acc:.4f} < {median:.4f}, the median "
             f"at {at} epochs of {len(peers)} completed trials with <= "
-            f"{int(STOP_SIMILAR * params):,} params")
+            f"{int(STOP_SIMILAR * params):,} {'params' if size == 'params' else 'B of ' + size}")

@@ -92,7 +92,10 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
             each = (f"trials of {trial_seconds(cfg.time, cfg.trial_time):.0f}s each" if cfg.time else
                     f"{remaining} trials x {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}")
             log(f"searching {cfg.space!r} on {data.info.name} ({len(data.train_x):,} train / "
-                f"{len(data.val_x):,} val images) under {cfg.budget:,} params: {each} on "
+                f"{len(data.val_x):,} val images) under {cfg.budget:,} params"
+                + "".join(f", {limit:,} B of int8 {what}" for limit, what in
+                          ((cfg.max_flash, "model"), (cfg.max_ram, "activations")) if limit)
+                + f": {each} on "
                 + (", ".join(f"cuda:{g}" for g in cfg.gpus) if cfg.gpus and cfg.jobs > 1 else str(device))
                 + workers_note(cfg.jobs, remaining, device))
             if cfg.jobs > 1:

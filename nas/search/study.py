@@ -16,7 +16,7 @@ from nas.storage import is_own_storage
 from nas.study_folder import make_study_dir, write_pointer
 from nas.trials import trial_val_acc
 from nas.config import LOCAL_SETTINGS, METRICS, REPORTS_PER_EPOCH, SearchConfig
-from nas.flags import OBJECTIVES
+from nas.flags import directions as objective_directions
 from nas.data import DataInfo, resolve_data_dir
 from nas.errors import UsageError
 from nas.search.plan import TRIAL_REPORTS
@@ -81,7 +81,7 @@ def open_study(cfg: SearchConfig, info: DataInfo) -> optuna.Study:
     opened = storage.open_storage(cfg.storage_url)  # a bad URL fails here, before anything is written
     existing = [s for s in optuna.get_all_study_summaries(opened) if s.study_name == cfg.study_name]
     n_before = existing[0].n_trials if existing else 0
-    directions = OBJECTIVES[cfg.objective]
+    directions = objective_directions(cfg.objective)
     study = optuna.create_study(
         study_name=cfg.study_name, storage=opened, directions=list(directions),
         load_if_exists=True, sampler=make_sampler(cfg, n_before), pruner=make_pruner(cfg))
