@@ -114,6 +114,9 @@ class MicroRuntime:
 
     def __init__(self, model: bytes):
         runtime = need("tflite_micro.python.tflite_micro.runtime", "tflite-micro")
+        if model[4:8] != b"TFL3":  # the flatbuffer's file identifier
+            raise UsageError("TFLite Micro refuses the int8 model: not a TFLite file (no TFL3 "
+                             "identifier)")
         try:
             self.interpreter = runtime.Interpreter.from_bytes(model, arena_size=max(len(model) * 10, 1 << 20))
         except (RuntimeError, ValueError) as exc:

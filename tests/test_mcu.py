@@ -57,6 +57,13 @@ def test_flash_and_ram_counted_from_the_spec_equal_what_tflite_micro_reports(tex
     assert arena.total > arena.activations  # the runtime's own bookkeeping comes on top
 
 
+def test_a_file_the_runtime_refuses_is_one_line():
+    from nas.errors import UsageError
+
+    with pytest.raises(UsageError, match="TFLite Micro refuses the int8 model: not a TFLite file"):
+        int8.MicroRuntime(b"not a model, just bytes" * 10)
+
+
 def test_byte_sizes_take_decimal_and_binary_units():
     assert [byte_size(t) for t in ("4500", "4500B", "64KB", "64kb", "16KiB", "1MB", "1.5KB", 7)] == \
         [4500, 4500, 64_000, 64_000, 16_384, 1_000_000, 1500, 7]
