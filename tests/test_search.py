@@ -293,6 +293,20 @@ def test_the_fer2013_presets_hold_the_rows_they_are_for():
     assert set(preset("fer2013-families").spaces) == {"cnn", "mobilenet"}
 
 
+def test_the_microcontroller_presets_hold_their_flash_and_ram():
+    from conftest import REPO
+    from nas.cli import build_parser
+    from nas.commands.search import search_config
+
+    rows = {"mnist-mcu-4500B": ("mnist", 4500, 2500), "mnist-mcu-64KB": ("mnist", 64_000, 64_000),
+            "fashion-mnist-mcu-64KB": ("fashion-mnist", 64_000, 64_000)}
+    for name, (dataset, flash, ram) in rows.items():
+        path = REPO / "studies" / f"{name}.toml"
+        cfg = search_config(build_parser().parse_args(["search", "--config", str(path)]))[0]
+        assert (cfg.dataset, cfg.max_flash, cfg.max_ram, cfg.study_name) == (dataset, flash, ram, name)
+        assert cfg.constraints().max_ram == ram and cfg.time == 15 * 60
+
+
 def test_optuna_dashboard_opens_the_printed_storage_url(searched):
     """Start the real optuna-dashboard on loopback with the URL `nas search` printed."""
     import re
