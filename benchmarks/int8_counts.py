@@ -23,6 +23,7 @@ from nas import files, int8  # noqa: E402
 from nas.activations import peak_bytes  # noqa: E402
 from nas.budget import Constraints, check, count_int8_bytes  # noqa: E402
 from nas.data import DataInfo  # noqa: E402
+from nas.errors import UsageError  # noqa: E402
 from nas.model import build  # noqa: E402
 
 
@@ -52,7 +53,12 @@ def main() -> int:
     for space in args.spaces.split(","):
         for spec in drawn_specs(space, args.nets, info, constraints):
             torch.manual_seed(0)
-            model = int8.quantize(build(spec).eval(), torch.randn(8, *info.input_shape))
+            try:
+                model = int8.quantize(build(spec).eval(), torch.randn(8, *info.input_shape))
+            except UsageError as exc:
+                rows.append({"space": space, "arch": spec.to_string(), "error": str(exc)})
+                print(f"{space:<10} not converted: {exc}  {spec.to_string()}", flush=True)
+                continue
             runtime = int8.MicroRuntime(model)
             runtime.predict(torch.randn(1, *info.input_shape))
             arena = runtime.arena()
@@ -64,9 +70,11 @@ def main() -> int:
             print(f"{space:<10} flash {row['flash_counted']:>7,} file {row['flash_in_file']:>7,} | "
                   f"RAM {row['ram_counted']:>7,} arena {row['arena_activations']:>7,} "
                   f"(total {row['arena_total']:>7,})  {row['arch']}", flush=True)
-    same_flash = sum(r["flash_counted"] == r["flash_in_file"] for r in rows)
-    same_ram = sum(r["ram_counted"] == r["arena_activations"] for r in rows)
-    print(f"flash equal on {same_flash}/{len(rows)} nets, RAM equal on {same_ram}/{len(rows)}")
+    ran = [r for r in rows if "error" not in r]
+    same_flash = sum(r["flash_counted"] == r["flash_in_file"] for r in ran)
+    same_ram = sum(r["ram_counted"] == r["arena_activations"] for r in ran)
+    print(f"{len(rows) - len(ran)} of {len(rows)} nets not converted; of the rest, flash equal on "
+          f"{same_flash}/{len(ran)}, RAM equal on {same_ram}/{len(ran)}")
     if args.json:
         files.write_json(Path(args.json), {"budget": args.budget, "rows": rows}, indent=1)
     return 0

@@ -59,8 +59,12 @@ def quantize(net: nn.Module, calibration: torch.Tensor) -> bytes:
         for image in calibration.permute(0, 2, 3, 1):  # the exported graph takes one image
             prepared(image[None].contiguous())
         converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
-        edge = litert_torch.convert(converted, (one,),
-                                    quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer))
+        try:
+            edge = litert_torch.convert(converted, (one,),
+                                        quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer))
+        except (ValueError, RuntimeError) as exc:  # the converter's own refusal, e.g. a scale rule
+            said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"litert-torch cannot convert this net to int8: {said[:300]}") from None
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.tflite")
             edge.export(path)
