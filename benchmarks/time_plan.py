@@ -85,8 +85,17 @@ def main() -> None:
         (work / f"{study}.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             sys.exit(f"variant {text} failed:\n{proc.stderr[-2000:]}")
-        final = json.loads(next((work / study / "final").glob("*.json")).read_text())
+        found = sorted((work / study / "final").glob("*.json"))
         summary = next(line for line in proc.stdout.splitlines() if " trials in study " in line)
+        if not found:  # on a loaded machine a short --time can end before any trial completes
+            rows.append({"variant": variant, "wall": round(wall, 1), "test_acc": None,
+                         "trials": summary.strip(), "log": proc.stdout})
+            if args.json:
+                write(args.json, rows)
+            print(f"{text}: {wall:.0f}s wall, no final training (no trial completed in the "
+                  f"search's time); {summary.strip()}", flush=True)
+            continue
+        final = json.loads(found[0].read_text())
         row = {"variant": variant, "wall": round(wall, 1), "test_acc": final["test_acc"],
                "params": final["params"], "arch": final["arch"], "epochs": final["epochs"],
                "final_seconds": final["train_time"], "search_val_acc": final["search_val_acc"],
