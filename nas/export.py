@@ -10,6 +10,7 @@ eager model on real validation images; it replaces nothing unless that check pas
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import warnings
@@ -58,30 +59,41 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     val_acc = trial_val_acc(trial) if val_acc is None and kind != "final" else val_acc
     info = records.study(study).data
     eager = Normalized(net, info.mean, info.std).eval()
-    # Written and checked under temporary names; only a verified pair replaces the user's
-    # files (model first, then its sidecar, which names the model's sha256).
+    with checked_pair(out) as (model_tmp, keep):
+        images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
+                  else "random images")
+        with step(f"writing the {label} file and checking it on {images}"):
+            meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
+        meta.update({"model": out.name, "val_acc": val_acc, "weights_kind": kind,
+                     "search_val_acc": trial_val_acc(trial),
+                     "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve())})
+        keep(meta)
+    return out, meta
+
+
+@contextlib.contextmanager
+def checked_pair(out: Path):
+    """A model file and its sidecar written and checked under temporary names: yields the
+    model's temporary path and ``keep(meta)``, which puts the verified pair in place (model
+    first, then its sidecar, which names the model's sha256). Nothing else replaces the
+    user's files; the temporaries go either way."""
     model_tmp, sidecar_tmp = files.temporary_name(out), files.temporary_name(sidecar_path(out))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         model_tmp.touch()  # torch's own error for an unwritable folder names no file
     except OSError as exc:
         raise UsageError(f"cannot write --out {str(out)!r}: {exc.strerror}") from None
+
+    def keep(meta: dict) -> None:
+        sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        files.commit(model_tmp, out)
+        files.commit(sidecar_tmp, sidecar_path(out))
     try:
         with files.said_if_full(out):
-            images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
-                      else "random images")
-            with step(f"writing the {label} file and checking it on {images}"):
-                meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
-            meta.update({"model": out.name, "val_acc": val_acc, "weights_kind": kind,
-                         "search_val_acc": trial_val_acc(trial),
-                         "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve())})
-            sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
-            files.commit(model_tmp, out)
-            files.commit(sidecar_tmp, sidecar_path(out))
+            yield model_tmp, keep
     finally:
         for tmp in (model_tmp, sidecar_tmp):
             tmp.unlink(missing_ok=True)
-    return out, meta
 
 
 def output_path(study_dir: Path, trial, out, weights, suffix: str, what: str, force: bool,

@@ -11,7 +11,6 @@ accuracies, the drop, the counted flash and RAM, and the arena TFLite Micro repo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import optuna
@@ -22,8 +21,7 @@ from nas.activations import peak_bytes
 from nas.budget import count_int8_bytes, count_params
 from nas.errors import UsageError
 from nas.evaluate import measure_accuracy, normalize, stats
-from nas.export import output_path, weights_kind
-from nas.exported import sidecar_path
+from nas.export import checked_pair, output_path, weights_kind
 from nas.progress import step
 from nas.study_folder import weights_path
 from nas.trials import trial_val_acc
@@ -59,74 +57,62 @@ def export_int8(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.
     mean, std = stats(info, torch.device("cpu"))
     calibration = normalize(data.train_x[:int8.CALIBRATION_IMAGES], mean, std)
     test_x = normalize(data.test_x, mean, std)
-    model_tmp, sidecar_tmp = files.temporary_name(out), files.temporary_name(sidecar_path(out))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        model_tmp.touch()
-    except OSError as exc:
-        raise UsageError(f"cannot write --out {str(out)!r}: {exc.strerror}") from None
-    try:
-        with files.said_if_full(out):
-            with step(f"quantizing to int8 on {len(calibration):,} training images"):
-                model = int8.quantize(net, calibration)
-            model_tmp.write_bytes(model)
-            with step(f"running the int8 file in TFLite Micro on {len(test_x):,} test images"):
-                runtime = int8.MicroRuntime(model_tmp.read_bytes())
-                predicted = torch.from_numpy(runtime.predict(test_x))
-                int8_acc = (predicted == data.test_y).float().mean().item()
-                arena = runtime.arena()
-            with torch.no_grad():
-                fp32_acc = measure_accuracy(net, data.test_x, data.test_y, info)
-            stored = int8.stored_bytes(model)
-            problems = ([f"the file stores {stored:,} B of weights and biases where the spec "
-                         f"counts {flash:,} B"] if stored != flash else [])
-            if (limit := study_held.limit("max_ram")) is not None and arena.activations > limit:
-                problems.append(f"TFLite Micro's arena holds {arena.activations:,} B of tensors, "
-                                f"over the study's --max-ram {limit:,} B")
-            if fp32_acc - int8_acc > max_drop:
-                problems.append(f"its int8 test accuracy {int8_acc:.4f} is {fp32_acc - int8_acc:.4f} "
-                                f"below fp32's {fp32_acc:.4f} (more than --max-drop {max_drop:g})")
-            if problems:
-                raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
-            kind = weights_kind(study_dir, trial, weights)
-            meta = {
-                "model": out.name,
-                "format": "tflite-int8",
-                "sha256": files.sha256(model_tmp),
-                "trial": trial.number,
-                "space": held.space,
-                "input_shape": list(info.input_shape),
-                "input": (f"int8 (N, H, W, C): the normalised image (pixel / 255 - mean) / std, "
-                          f"divided by {runtime.input_scale:.8g}, plus {runtime.input_zero}"),
-                "input_scale": runtime.input_scale,
-                "input_zero_point": runtime.input_zero,
-                "normalization": {"mean": list(info.mean), "std": list(info.std)},
-                "classes": list(info.classes),
-                "params": count_params(spec),
-                "macs": held.macs,
-                "flash": flash,
-                "ram": ram,
-                "arena_activations": arena.activations,
-                "arena_total": arena.total,
-                "file_bytes": len(model),
-                "test_acc": int8_acc,
-                "fp32_test_acc": fp32_acc,
-                "int8_drop": fp32_acc - int8_acc,
-                "val_acc": None if kind != "search" else trial_val_acc(trial),
-                "search_val_acc": trial_val_acc(trial),
-                "weights_kind": kind,
-                "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve()),
-                "arch": held.arch_str,
-                "arch_spec": held.arch,
-                "max_abs_diff_vs_eager": None,  # int8: checked by accuracy instead
-                "checked_on": f"{len(test_x)} test images in TFLite Micro",
-                "budget": study_held.budget,
-                "study": study.study_name,
-            }
-            sidecar_tmp.write_text(json.dumps(meta, indent=2) + "\n")
-            files.commit(model_tmp, out)
-            files.commit(sidecar_tmp, sidecar_path(out))
-    finally:
-        for tmp in (model_tmp, sidecar_tmp):
-            tmp.unlink(missing_ok=True)
+    with checked_pair(out) as (model_tmp, keep):
+        with step(f"quantizing to int8 on {len(calibration):,} training images"):
+            model = int8.quantize(net, calibration)
+        model_tmp.write_bytes(model)
+        with step(f"running the int8 file in TFLite Micro on {len(test_x):,} test images"):
+            runtime = int8.MicroRuntime(model_tmp.read_bytes())
+            predicted = torch.from_numpy(runtime.predict(test_x))
+            int8_acc = (predicted == data.test_y).float().mean().item()
+            arena = runtime.arena()
+        with torch.no_grad():
+            fp32_acc = measure_accuracy(net, data.test_x, data.test_y, info)
+        stored = int8.stored_bytes(model)
+        problems = ([f"the file stores {stored:,} B of weights and biases where the spec "
+                     f"counts {flash:,} B"] if stored != flash else [])
+        if (limit := study_held.limit("max_ram")) is not None and arena.activations > limit:
+            problems.append(f"TFLite Micro's arena holds {arena.activations:,} B of tensors, "
+                            f"over the study's --max-ram {limit:,} B")
+        if fp32_acc - int8_acc > max_drop:
+            problems.append(f"its int8 test accuracy {int8_acc:.4f} is {fp32_acc - int8_acc:.4f} "
+                            f"below fp32's {fp32_acc:.4f} (more than --max-drop {max_drop:g})")
+        if problems:
+            raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
+        kind = weights_kind(study_dir, trial, weights)
+        meta = {
+            "model": out.name,
+            "format": "tflite-int8",
+            "sha256": files.sha256(model_tmp),
+            "trial": trial.number,
+            "space": held.space,
+            "input_shape": list(info.input_shape),
+            "input": (f"int8 (N, H, W, C): the normalised image (pixel / 255 - mean) / std, "
+                      f"divided by {runtime.input_scale:.8g}, plus {runtime.input_zero}"),
+            "input_scale": runtime.input_scale,
+            "input_zero_point": runtime.input_zero,
+            "normalization": {"mean": list(info.mean), "std": list(info.std)},
+            "classes": list(info.classes),
+            "params": count_params(spec),
+            "macs": held.macs,
+            "flash": flash,
+            "ram": ram,
+            "arena_activations": arena.activations,
+            "arena_total": arena.total,
+            "file_bytes": len(model),
+            "test_acc": int8_acc,
+            "fp32_test_acc": fp32_acc,
+            "int8_drop": fp32_acc - int8_acc,
+            "val_acc": None if kind != "search" else trial_val_acc(trial),
+            "search_val_acc": trial_val_acc(trial),
+            "weights_kind": kind,
+            "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve()),
+            "arch": held.arch_str,
+            "arch_spec": held.arch,
+            "max_abs_diff_vs_eager": None,  # int8: checked by accuracy instead
+            "checked_on": f"{len(test_x)} test images in TFLite Micro",
+            "budget": study_held.budget,
+            "study": study.study_name,
+        }
+        keep(meta)
     return out, meta
