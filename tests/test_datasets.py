@@ -343,7 +343,7 @@ def test_the_long_training_augmentation_is_chosen_per_dataset():
     from nas import datasets
 
     # Digits are warped, never mirrored; clothes trained for minutes lose accuracy to
-    # flips and shifts; faces keep theirs.
+    # flips and shifts; faces are mirrored and warped.
     assert datasets.long_augment("mnist") == "affine"
     assert datasets.long_augment("fashion-mnist") == "none"
-    assert datasets.long_augment("fer2013") == "flip-crop"
+    assert datasets.long_augment("fer2013") == "flip-affine"
