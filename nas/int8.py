@@ -26,7 +26,6 @@ from torch import nn
 from nas.errors import UsageError
 
 MCU_EXTRA = "pip install 'nas[mcu]'"
-CALIBRATION_IMAGES = 200  # training images the activation ranges are measured on
 
 
 def need(module: str, package: str):

@@ -1,27 +1,28 @@
 """Microcontroller budgets: int8 flash and peak RAM counted from the spec, equal to what the
-real runtime reports (litert-torch's int8 .tflite run in TFLite Micro's own interpreter);
---max-flash / --max-ram held like --budget; --objective pareto-flash / pareto-ram; nas
-export --int8 checked in TFLite Micro before it is kept. Real converter, real runtime,
-real Optuna storage."""
+real runtime reports (litert-torch's int8 .tflite run in TFLite Micro's own interpreter;
+onnxruntime's QDQ .onnx for the flash); --max-flash / --max-ram held like --budget;
+--objective pareto-flash / pareto-ram; nas export --int8 checked in its runtime before it
+is kept. Real converters, real runtimes, real Optuna storage."""
 
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
 import torch
 
 import search_spaces
-from nas import int8
+from nas import int8, qdq
 from nas.activations import peak_bytes
 from nas.arch import ArchSpec
 from nas.budget import Constraints, check, count_int8_bytes
 from nas.data import DataInfo
 from nas.export_int8 import export_int8
 from nas.exported import sidecar_path
-from nas.model import build
+from nas.model import Normalized, build
 from nas.storage import load_study
 from nas.trials import pick_trial
 from nas.units import byte_size
@@ -55,6 +56,30 @@ def test_flash_and_ram_counted_from_the_spec_equal_what_tflite_micro_reports(tex
     arena = runtime.arena()
     assert arena.activations == peak_bytes(spec)
     assert arena.total > arena.activations  # the runtime's own bookkeeping comes on top
+
+
+def trained_like(net: torch.nn.Module) -> torch.nn.Module:
+    """Batch-norm statistics and shifts moved off their initial values, as training moves
+    them: a conv whose folded bias is all zeros would store none in the ONNX file."""
+    generator = torch.Generator().manual_seed(0)
+    for layer in net.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.copy_(torch.rand(layer.num_features, generator=generator) - 0.5)
+            layer.running_var.copy_(torch.rand(layer.num_features, generator=generator) + 0.5)
+            layer.bias.data.copy_(torch.rand(layer.num_features, generator=generator) - 0.5)
+    return net
+
+
+@pytest.mark.parametrize("text", SPECS)
+def test_flash_counted_from_the_spec_equals_what_the_qdq_onnx_file_stores(text):
+    spec = ArchSpec.from_string(text, *MNIST.input_shape, MNIST.num_classes)
+    torch.manual_seed(0)
+    net = Normalized(trained_like(build(spec).eval()), MNIST.mean, MNIST.std).eval()
+    model = qdq.quantize(net, torch.rand(8, *MNIST.input_shape))
+    assert qdq.stored_bytes(model) == count_int8_bytes(spec)  # int8 weights, int32 biases
+    runtime = qdq.OnnxRuntime(model)
+    assert runtime.predict(torch.rand(3, *MNIST.input_shape)).shape == (3,)
+    assert runtime.peak_bytes(torch.rand(*MNIST.input_shape)) > 0
 
 
 def test_a_file_the_runtime_refuses_is_one_line():
@@ -158,7 +183,35 @@ def test_int8_export_runs_in_tflite_micro_to_the_recorded_accuracy(searched_synt
     assert code == 0 and f"RAM {meta['ram']:,} B" in out
 
 
-def test_an_int8_file_that_fails_its_check_is_not_written(searched_synthetic, tmp_path):
+def test_int8_onnx_export_runs_in_onnxruntime_to_the_recorded_accuracy(searched_synthetic, tmp_path, run):
+    import onnx
+    import onnxruntime
+    from conftest import copy_study
+    from nas.data import load
+
+    study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "syn")
+    code, out, err = run("export", study_dir, "--best", "--int8", "--format", "onnx")
+    assert code == 0, err
+    (path,) = study_dir.glob("model-trial*-int8.onnx")
+    meta = json.loads(sidecar_path(path).read_text())
+    assert meta["format"] == "onnx-qdq-int8" and meta["model"] == path.name
+    model = path.read_bytes()
+    graph = onnx.load_from_string(model).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
+    spec = ArchSpec.from_dict(meta["arch_spec"])
+    assert meta["flash"] == qdq.stored_bytes(model) == count_int8_bytes(spec)
+    assert meta["ram"] == peak_bytes(spec) and meta["onnxruntime_peak_bytes"] > 0
+    # The file, in a session of its own, scores what the sidecar says on [0, 1] images.
+    data = load("synthetic")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"images": (data.test_x.float() / 255).numpy()})[0]
+    assert (torch.from_numpy(logits.argmax(1)) == data.test_y).float().mean().item() == meta["test_acc"]
+    assert meta["int8_drop"] == pytest.approx(meta["fp32_test_acc"] - meta["test_acc"])
+    assert "onnxruntime runs it" in out
+
+
+@pytest.mark.parametrize("format, name", [("tflite", "m.tflite"), ("onnx", "m.onnx")])
+def test_an_int8_file_that_fails_its_check_is_not_written(searched_synthetic, tmp_path, format, name):
     from conftest import copy_study
     from nas.data import load
 
@@ -167,21 +220,33 @@ def test_an_int8_file_that_fails_its_check_is_not_written(searched_synthetic, tm
     with pytest.raises(RuntimeError, match="not exported: its int8 test accuracy"):
         # No file can be 100 points better in int8 than in fp32: the check must refuse.
         export_int8(study_dir, study, pick_trial(study, None), load("synthetic"),
-                    tmp_path / "m.tflite", max_drop=-1.0)
+                    tmp_path / name, max_drop=-1.0, format=format)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["syn"]  # nothing, no temporaries
 
 
-def test_without_the_mcu_packages_int8_export_says_how_to_install(searched_synthetic, tmp_path):
-    # The converter made unimportable, as where it is not installed.
-    blocker = tmp_path / "blocker" / "litert_torch"
+@pytest.mark.parametrize("blocked, out, said", [
+    ("litert_torch", "m.tflite", "int8 export needs the litert-torch package, which is not "
+                                 "installed (No module named litert_torch): pip install 'nas[mcu]'"),
+    ("onnxruntime", "m.onnx", "int8 ONNX export needs the onnxruntime package, which is not "
+                              "installed here: pip install 'nas[onnx]'")])
+def test_without_its_packages_int8_export_says_how_to_install(searched_synthetic, tmp_path,
+                                                              blocked, out, said):
+    # The converter or runtime made unimportable, as where it is not installed.
+    blocker = tmp_path / "blocker" / blocked
     blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('No module named litert_torch')\n")
+    (blocker / "__init__.py").write_text(f"raise ImportError('No module named {blocked}', name={blocked!r})\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "blocker"), REPO])}
     proc = subprocess.run([sys.executable, "-m", "nas", "export", str(searched_synthetic("cnn", 3, 1)[0]),
-                           "--best", "--int8", "--out", str(tmp_path / "m.tflite")],
+                           "--best", "--int8", "--format", Path(out).suffix[1:], "--out", str(tmp_path / out)],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        "nas: error: int8 export needs the litert-torch package, which is not installed "
-        "(No module named litert_torch): pip install 'nas[mcu]'"]
-    assert not (tmp_path / "m.tflite").exists()
+    assert proc.stderr.strip().splitlines() == [f"nas: error: {said}"]
+    assert not (tmp_path / out).exists()
+
+
+def test_int8_export_in_another_format_is_one_line(searched_synthetic, tmp_path, run):
+    code, out, err = run("export", searched_synthetic("cnn", 3, 1)[0], "--best", "--int8",
+                         "--format", "torchscript", "--out", tmp_path / "m.pt")
+    assert code == 2
+    assert err.strip().splitlines() == ["nas: error: --int8 writes tflite or onnx; got --format "
+                                        "torchscript (valid: tflite, onnx)"]

@@ -12,15 +12,17 @@ HELP = "write a trained trial as TorchScript, ONNX or int8 TFLite + JSON sidecar
 def add(p) -> None:
     add_study(p)
     add_pick(p)
-    p.add_argument("--format", default="torchscript", help="torchscript (default, .pt) | onnx (.onnx)")
-    p.add_argument("--int8", action="store_true", help="an int8 .tflite for microcontrollers "
-                   "(static quantization, per-channel weights, calibrated on training images), "
-                   "kept only once TFLite Micro runs it within --max-drop of fp32 on the test "
-                   "split; needs nas's [mcu] extra")
+    p.add_argument("--format", help="torchscript (default, .pt) | onnx (.onnx); with --int8: "
+                   "tflite (default) | onnx (QDQ)")
+    p.add_argument("--int8", action="store_true", help="an int8 file (static quantization, "
+                   "per-channel weights, calibrated on training images), kept only once its "
+                   "runtime runs it within --max-drop of fp32 on the test split: a .tflite for "
+                   "microcontrollers run in TFLite Micro (nas's [mcu] extra), or with --format "
+                   "onnx a QDQ .onnx run in onnxruntime ([onnx] extra)")
     p.add_argument("--max-drop", type=float, default=MAX_DROP, help=f"--int8: the largest fall "
                    f"in test accuracy from fp32 to int8 to keep the file (default {MAX_DROP})")
-    p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt, .onnx, or "
-                                 "-int8.tflite)")
+    p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt, .onnx, "
+                                 "-int8.tflite or -int8.onnx)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
     p.add_argument("--weights", help="weights to export: 'search' for the search's (with --best: "
                    "the default unless a --time search trained a final model), or a file, e.g. "
@@ -45,15 +47,16 @@ def run(args) -> int:
         trial, weights = trained  # a --time search's delivered model
     if args.int8:
         return run_int8(args, study, trial, weights)
+    format = args.format or "torchscript"
     out, meta = export(args.study_dir, study, trial, args.out, load_recorded(records.study(study).data, args.data_dir),
-                       weights, args.format, args.force)
+                       weights, format, args.force)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
     val = (f"val_acc {meta['val_acc']:.4f}" if meta["val_acc"] is not None
            else f"trained on every training image, search val_acc {meta['search_val_acc']:.4f}")
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
           f"{meta['weights_kind']} weights, {val}, test_acc {test}) to {out} and {sidecar_path(out)}")
-    runtime = "onnxruntime runs" if args.format == "onnx" else "torch.jit.load reloads"
-    print(f"{FORMATS[args.format][1]} check: {runtime} it to the eager model's outputs on "
+    runtime = "onnxruntime runs" if format == "onnx" else "torch.jit.load reloads"
+    print(f"{FORMATS[format][1]} check: {runtime} it to the eager model's outputs on "
           f"{meta['checked_on']} (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
     return 0
 
@@ -62,17 +65,26 @@ def run_int8(args, study, trial, weights) -> int:
     from nas import records
     from nas.data import load_recorded
     from nas.export import sidecar_path
-    from nas.export_int8 import export_int8
+    from nas.export_int8 import FORMATS, export_int8
 
-    if args.format != "torchscript":
-        raise UsageError(f"--int8 writes a .tflite file; leave out --format {args.format}")
+    format = args.format or "tflite"
+    if format not in FORMATS:
+        raise UsageError(f"--int8 writes tflite or onnx; got --format {format} (valid: "
+                         f"{', '.join(FORMATS)})")
     if not 0 <= args.max_drop <= 1:
         raise UsageError(f"--max-drop must be an accuracy share from 0 to 1, got {args.max_drop}")
     data = load_recorded(records.study(study).data, args.data_dir)
     out, meta = export_int8(args.study_dir, study, trial, data, args.out, weights, args.max_drop,
-                            args.force)
+                            args.force, format)
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
           f"{meta['weights_kind']} weights) as int8 to {out} and {sidecar_path(out)}")
+    if format == "onnx":
+        print(f"onnxruntime runs it: test_acc {meta['test_acc']:.4f} (fp32 {meta['fp32_test_acc']:.4f}, "
+              f"drop {meta['int8_drop']:+.4f}); flash {meta['flash']:,} B of int8 weights and int32 "
+              f"biases ({meta['file_bytes']:,} B file), RAM {meta['ram']:,} B counted for a "
+              f"microcontroller; onnxruntime's own arena peaked at "
+              f"{meta['onnxruntime_peak_bytes']:,} B for one image (float between its quantize steps)")
+        return 0
     print(f"TFLite Micro runs it: test_acc {meta['test_acc']:.4f} (fp32 {meta['fp32_test_acc']:.4f}, "
           f"drop {meta['int8_drop']:+.4f}); flash {meta['flash']:,} B of weights and biases "
           f"({meta['file_bytes']:,} B file), RAM {meta['ram']:,} B counted, arena "
