@@ -75,7 +75,7 @@ class OnnxRuntime:
         try:
             self.session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise UsageError(f"onnxruntime refuses the int8 model: {str(exc).strip()[:200]}") from None
+            raise UsageError(f"onnxruntime refuses the int8 model: {' '.join(str(exc).split())[:200]}") from None
 
     def predict(self, images: torch.Tensor) -> np.ndarray:
         """Class of each [0, 1] NCHW image, a thousand at a time."""

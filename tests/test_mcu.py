@@ -87,6 +87,9 @@ def test_a_file_the_runtime_refuses_is_one_line():
 
     with pytest.raises(UsageError, match="TFLite Micro refuses the int8 model: not a TFLite file"):
         int8.MicroRuntime(b"not a model, just bytes" * 10)
+    with pytest.raises(UsageError, match="^onnxruntime refuses the int8 model: ") as refused:
+        qdq.OnnxRuntime(b"not a model, just bytes" * 10)
+    assert "\n" not in str(refused.value)
 
 
 def test_byte_sizes_take_decimal_and_binary_units():
