@@ -191,17 +191,22 @@ class Onnx:
     def write(path: Path, eager: torch.nn.Module, example: torch.Tensor):
         import onnxruntime
 
-        batch = torch.export.Dim("batch", min=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # exporter chatter; the check below is what counts
-            torch.onnx.export(eager, (example,), str(path), dynamo=True, external_data=False,
-                              input_names=["images"], output_names=["logits"],
-                              dynamic_shapes=({0: batch},), verbose=False)
+        write_onnx(path, eager, example)
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
         def run(images: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
         return run, None
+
+
+def write_onnx(path: Path | str, eager: torch.nn.Module, example: torch.Tensor) -> None:
+    """``eager`` as an fp32 ONNX graph taking "images" of any batch size, giving "logits"."""
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter; the caller's check is what counts
+        torch.onnx.export(eager, (example,), str(path), dynamo=True, external_data=False,
+                          input_names=["images"], output_names=["logits"],
+                          dynamic_shapes=({0: batch},), verbose=False)
 
 
 WRITERS = {"torchscript": TorchScript, "onnx": Onnx}

@@ -23,7 +23,7 @@ from torch import nn
 from nas.errors import UsageError
 
 ONNX_EXTRA = "pip install 'nas[onnx]'"
-INPUT = "images"
+INPUT = "images"  # the input name nas.export.write_onnx gives
 
 
 def need() -> None:
@@ -44,6 +44,8 @@ def quantize(net: nn.Module, calibration: torch.Tensor) -> bytes:
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from nas.export import write_onnx
+
     class Images(CalibrationDataReader):
         def __init__(self):
             self.left = iter(calibration.split(1))
@@ -54,11 +56,9 @@ def quantize(net: nn.Module, calibration: torch.Tensor) -> bytes:
 
     with tempfile.TemporaryDirectory() as folder:
         fp32, folded, int8 = (os.path.join(folder, f"{name}.onnx") for name in ("fp32", "folded", "int8"))
+        write_onnx(fp32, net, calibration[:1])  # what --format onnx writes, in fp32
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's chatter; the checks are the caller's
-            torch.onnx.export(net, (calibration[:1],), fp32, dynamo=True, external_data=False,
-                              input_names=[INPUT], output_names=["logits"], verbose=False,
-                              dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+            warnings.simplefilter("ignore")  # the quantizer's chatter; the checks are the caller's
             quant_pre_process(fp32, folded)  # shapes inferred, batch norm folded into the convs
             quantize_static(folded, int8, Images(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
