@@ -71,9 +71,14 @@ class TrainingRun:
         if data is None:
             raise UsageError(f"the dataset of study {study.study_name!r} "
                              f"({records.study(study).data.name}) was not found; pass --data-dir")
-        if self.augment is None:  # train the way the search did unless told otherwise
-            self.augment = records.study(study).augment or data.info.augment
+        if self.augment is None:
+            self.augment = self.default_augment(records.study(study), data)
         return study, on_device(data, device), device
+
+    def default_augment(self, held: records.StudyRecord, data) -> str:
+        """The augmentation when --augment is not given: the search's (its --augment, else
+        the dataset's own), so a reference net trains as the search's trials did."""
+        return held.augment or data.info.augment
 
     def train_config(self, data, **extra) -> TrainConfig:
         timed = {} if self.time is None else {

@@ -2,7 +2,7 @@
 (The training loop itself is ``nas.trainer``.)
 
 A search trains each candidate briefly; the chosen one deserves a full run: more epochs,
-the warm-up + cosine schedule, the dataset's augmentation, label smoothing and optionally
+the warm-up + cosine schedule, the final training's augmentation, label smoothing and optionally
 knowledge distillation from any TorchScript teacher. The weights and figures are stored in
 the study folder (``retrained/trial-N[-kd].pt`` and ``.json``), and ``nas export --weights``
 turns them into a TorchScript file.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from nas import files, records
+from nas import datasets, files, records
 from nas.storage import load_study
 from nas.study_folder import retrained_path, weights_path
 from nas.trials import pick_trial, trial_val_acc
@@ -41,11 +41,18 @@ class RetrainConfig(TrainingRun):
     DEFAULT_EPOCHS = 30
     epochs: int | None = option(None, F.EPOCHS, "default 30")
     label_smoothing: float = option(0.1, F.LABEL_SMOOTHING)
+    augment: str | None = option(None, F.AUGMENT, "default: the search's --augment, else the "
+                                 "dataset's long-run one, as a --time search's final training")
     # A study, a trial's weights, an exported file (see load_teacher).
     teacher: str | None = option(None, F.TEACHER)
     trust_code: bool = option(False, F.TRUST_CODE)  # --teacher may be any TorchScript file
     temperature: float = option(4.0, F.TEMPERATURE)
     alpha: float = option(0.5, F.ALPHA)
+
+    def default_augment(self, held: records.StudyRecord, data) -> str:
+        # A retrain is a long training, as a --time search's final one is: the same
+        # augmentation (the search's --augment, else the dataset's long-run one).
+        return held.augment or datasets.long_augment(held.data.name)
 
 
 TRIAL_WEIGHTS = re.compile(r"trial-(\d+)(?:-[\w.-]+)?\.pt")  # weights/trial-N.pt, retrained/trial-N-kd-2.pt

@@ -50,3 +50,12 @@ def test_real_mnist_search_and_export(tmp_path, run, mnist_dir):
     accuracy = (predictions == labels).float().mean().item()
     assert accuracy > 0.5
     assert abs(accuracy - meta["test_acc"]) < 1e-6
+
+    # A retrain is a long training: with no --augment it warps digits as a --time search's
+    # final training does, though the search's trials saw them unwarped.
+    code, out, err = run("train", study_dir, "--best", "--epochs", 1, "--limit-train", 300,
+                         "--data-dir", mnist_dir)
+    assert code == 0, err
+    assert "augment affine," in out
+    retrained = json.loads(next((study_dir / "retrained").glob("trial-*.json")).read_text())
+    assert retrained["augment"] == "affine"
