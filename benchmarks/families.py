@@ -1,5 +1,5 @@
-"""Which family wins at equal size, on trained nets: one search over several spaces (each
-trial draws its family), then `nas compare --at LIMITS` names each family's best net within
+"""Which family wins at equal size, on trained nets: one search over several spaces (the trials
+take the families by turn), then `nas compare --at LIMITS` names each family's best net within
 each limit, each of those is trained with one recipe (`nas train --trial N --time T`), and
 `nas compare` is run again, now judging every row on the trained nets' test accuracy.
 

@@ -18,6 +18,7 @@ from pathlib import Path
 def main() -> None:
     from nas import records
     from nas.storage import load_study
+    from nas.trials import trial_val_acc
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("study_dir")
@@ -29,8 +30,8 @@ def main() -> None:
         a = records.trial(t)
         if a.arch_str is None:
             continue
-        rows.append({"trial": t.number, "state": t.state.name.lower(),
-                     "score": t.value, "params": a.params, "macs": a.macs,
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "space": a.space,
+                     "score": trial_val_acc(t), "params": a.params, "macs": a.macs,
                      "epochs": a.epochs, "time_slice": a.time_slice,
                      "infeasible": a.infeasible is not None, "arch": a.arch_str})
     rows.sort(key=lambda r: (r["state"] != "complete", -(r["score"] or 0)))

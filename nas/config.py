@@ -128,7 +128,7 @@ class SearchConfig:
 
     @property
     def spaces(self) -> tuple[str, ...]:
-        """--space as the spaces it names: several make a search draw a family per trial."""
+        """--space as the spaces it names: several make a search's trials take them by turn."""
         return search_spaces.parse_spaces(self.space)
 
     @property

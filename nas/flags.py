@@ -163,8 +163,8 @@ def directions(objective: str) -> tuple[str, ...]:
     return tuple("maximize" if metric == "val_acc" else "minimize" for metric in OBJECTIVES[objective])
 
 # Space and budget.
-SPACE = Flag(f"search space: {_space_names()}; several, e.g. cnn,mobilenet: each trial draws "
-             f"its family", "space and budget", check=_check_spaces)
+SPACE = Flag(f"search space: {_space_names()}; several, e.g. cnn,mobilenet: the trials take "
+             f"them by turn", "space and budget", check=_check_spaces)
 BUDGET = Flag("max trainable params, e.g. 50000 or 50k", "space and budget", integer,
               low=1, high=1_000_000_000)
 CONV_LAYERS = Flag("allowed number of conv layers, MIN-MAX, e.g. 2-4", "space and budget")

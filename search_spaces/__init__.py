@@ -7,6 +7,6 @@ are drawn within the budget by ``sampling``.
 """
 
 from search_spaces import densenet, mobilenet, plain_cnn  # noqa: F401  (registers them)
-from search_spaces.registry import (FAMILY_PARAM, MinimalTrial, UnknownSpace,  # noqa: F401
+from search_spaces.registry import (MinimalTrial, UnknownSpace,  # noqa: F401
                                     get_space, parse_spaces, register_space, sample_family,
                                     smallest_model, space_names)

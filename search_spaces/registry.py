@@ -36,11 +36,6 @@ def get_space(name: str) -> SpaceFn:
     return _REGISTRY[name]
 
 
-# The parameter naming a trial's family when a search spans several spaces. One space
-# suggests no such parameter, so a one-space study's parameters stay what they were.
-FAMILY_PARAM = "space"
-
-
 def parse_spaces(text: str) -> tuple[str, ...]:
     """``cnn`` or ``cnn,mobilenet``: the spaces a search draws from, each checked, in order."""
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
@@ -54,9 +49,15 @@ def parse_spaces(text: str) -> tuple[str, ...]:
 
 def sample_family(trial, names: tuple[str, ...], data_info, constraints: Constraints
                   ) -> tuple[str, ArchSpec]:
-    """(family, spec): the trial draws its family first when there are several, then that
-    space draws the net; each space's parameters have its own prefix, so they never mix."""
-    name = names[0] if len(names) == 1 else trial.suggest_categorical(FAMILY_PARAM, list(names))
+    """(family, spec): the family by turn when there are several (trial number modulo their
+    count), then that space draws the net; each space's parameters have its own prefix, so
+    they never mix and the sampler learns each family's from its own trials.
+
+    Why by turn and not a sampled parameter: a search over families is asked which family
+    wins at each size, and a sampler that learns the family from short-trial scores gives
+    one of them nearly every trial (which one depends on the objective), leaving the other
+    with too few nets to answer for it."""
+    name = names[trial.number % len(names)]
     return name, get_space(name)(trial, data_info, constraints)
 
 

@@ -6,6 +6,8 @@ import sys
 
 from conftest import REPO
 
+from nas.storage import load_study
+
 
 def test_throughput_benchmark_runs_every_cpu_part_and_reports_ratios(tmp_path, mnist_dir):
     figures = tmp_path / "figures.json"
@@ -73,7 +75,6 @@ def test_time_plan_benchmark_runs_each_variant_of_the_plan(tmp_path):
 
 def test_train_recipe_benchmark_trains_one_net_once_per_recipe(tmp_path, searched_synthetic):
     from conftest import copy_study
-    from nas.storage import load_study
     from nas.trials import pick_trial
 
     study_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "syn")
@@ -98,8 +99,6 @@ def test_train_recipe_benchmark_trains_one_net_once_per_recipe(tmp_path, searche
 
 
 def test_study_trials_lists_every_sampled_trial_best_first(tmp_path, searched_synthetic):
-    from nas.storage import load_study
-
     study_dir, _ = searched_synthetic("cnn", 3, 1)
     figures = tmp_path / "trials.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "study_trials.py"),
@@ -119,7 +118,8 @@ def test_families_benchmark_judges_each_limit_on_the_picks_it_trained(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "families.py"),
                            "--dataset", "synthetic", "--space", "cnn,mobilenet", "--budget", "20000",
                            "--time", "16s", "--at", "8k,20k", "--train-time", "60s",
-                           "--search-args", "--limit-train 300", "--train-args", "--epochs 1",
+                           "--search-args", "--limit-train 300 --objective pareto",
+                           "--train-args", "--epochs 1",
                            "--runs-dir", str(tmp_path / "runs"), "--json", str(figures)],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -133,3 +133,14 @@ def test_families_benchmark_judges_each_limit_on_the_picks_it_trained(tmp_path):
         assert all(best["trained"]["test_acc"] is not None for best in row["best"].values() if best)
     trained = sorted((tmp_path / "runs" / "families" / "retrained").glob("trial-*.json"))
     assert len(trained) == len(picks)
+    # The trial table reads a two-objective study too: its score is the accuracy objective.
+    table = tmp_path / "trials.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "study_trials.py"),
+                           str(tmp_path / "runs" / "families"), "--json", str(table)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(tmp_path / "runs" / "families")
+    for row in json.loads(table.read_text())["trials"]:
+        values = study.trials[row["trial"]].values
+        assert row["score"] == (values[0] if values else None)
+        assert row["space"] == study.trials[row["trial"]].user_attrs["space"]

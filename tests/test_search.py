@@ -98,10 +98,10 @@ def test_several_spaces_in_one_search_draw_a_family_per_trial(tmp_path, run):
     assert code == 0, err
     trials = load(tmp_path / "both").trials
     families = [t.user_attrs["space"] for t in trials]
-    assert len(trials) == 8 and set(families) == {"cnn", "mobilenet"}, families
-    for t in trials:  # the drawn family is the one recorded, and only its space's parameters
-        assert t.params["space"] == t.user_attrs["space"]
-        assert {name.split(".")[0] for name in t.params} == {"space", t.user_attrs["space"]}
+    # By turn: each family gets its half, whatever the sampler makes of their scores.
+    assert len(trials) == 8 and families == ["cnn", "mobilenet"] * 4, families
+    for t in trials:  # only the recorded family's parameters
+        assert {name.split(".")[0] for name in t.params} == {t.user_attrs["space"]}
     # --trials counts the trials of the spaces named: a one-space run counts its own only.
     code, out, _ = run("search", "--space", "cnn,mobilenet", "--trials", 8, *common)
     assert code == 0 and "nothing to run" in out
