@@ -1,10 +1,15 @@
 """Training speed of given architectures on this machine's CPU, in images per second: how
 far MACs are from CPU time. One training step (forward, backward, AdamW) on a batch of 128
-random 1x28x28 images, channels-last as `nas.trainer` runs it, repeated for SECONDS after
+random images (1x28x28, or --input), channels-last as `nas.trainer` runs it, repeated for SECONDS after
 three warm-up steps; speeds are per thread count.
 
     python benchmarks/cpu_speed.py --threads 1,2 SPEC [SPEC ...]
     python benchmarks/cpu_speed.py --threads 1,2 --json OUT.json   # the specs below
+    python benchmarks/cpu_speed.py --input 1x48x48 --classes 7 --side-by-side 2 SPEC ...
+
+``--side-by-side N`` adds the sum of N one-thread processes training the same net at once:
+what a machine's cores buy as N trials side by side (``nas search --jobs N``) rather than as
+threads of one training.
 
 Used for issue 14's Fashion-MNIST row: depthwise convs are slow per MAC on a CPU, plain ones
 fast, so under a speed cap the `cnn` space can afford many more MACs than `mobilenet`.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -33,7 +39,7 @@ SPECS = (
     "c24k3-c32k3p-c48k3-c48k3p-gap",
     "c16k3-c32k3p-c64k3-c64k3p-gap",
 )
-SECONDS = 4.0
+SECONDS = float(os.environ.get("CPU_SPEED_SECONDS", 4.0))
 
 
 def images_per_second(spec: ArchSpec, threads: int) -> float:
@@ -58,24 +64,46 @@ def images_per_second(spec: ArchSpec, threads: int) -> float:
     return 128 * steps / (time.perf_counter() - start)
 
 
+def side_by_side(spec_text: str, shape: tuple, classes: int, processes: int) -> float:
+    """Images/s of ``processes`` one-thread trainings of one net at once, summed."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return sum(pool.starmap(one_thread, [(spec_text, shape, classes)] * processes))
+
+
+def one_thread(spec_text: str, shape: tuple, classes: int) -> float:
+    return images_per_second(ArchSpec.from_string(spec_text, *shape, classes), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", default=SPECS)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--input", default="1x28x28", help="CxHxW of the images")
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--side-by-side", type=int, default=0,
+                        help="also N one-thread processes at once, summed (0: not measured)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
-    print(f"{'params':>7} {'MACs':>11}  " + "  ".join(f"{t} thr img/s" for t in threads) + "  arch")
+    shape = tuple(int(n) for n in args.input.split("x"))
+    together = [f"{args.side_by_side} x 1 thr"] if args.side_by_side else []
+    print(f"{'params':>7} {'MACs':>11}  " + "  ".join(f"{t} thr img/s" for t in threads)
+          + "".join(f"  {label} img/s" for label in together) + "  arch")
     rows = []
     for text in args.specs:
-        spec = ArchSpec.from_string(text, 1, 28, 28, 10)
-        speeds = {t: round(images_per_second(spec, t)) for t in threads}
+        spec = ArchSpec.from_string(text, *shape, args.classes)
+        speeds = {str(t): round(images_per_second(spec, t)) for t in threads}
+        for label in together:
+            speeds[label] = round(side_by_side(text, shape, args.classes, args.side_by_side))
         params, macs = count_params(spec), count_macs(spec)
         rows.append({"arch": text, "params": params, "macs": macs, "images_per_s": speeds})
         print(f"{params:>7,} {macs:>11,}  "
-              + "  ".join(f"{speeds[t]:>11,}" for t in threads) + f"  {text}", flush=True)
+              + "  ".join(f"{speed:>11,}" for speed in speeds.values()) + f"  {text}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"torch": torch.__version__, "input": args.input,
+                                               "classes": args.classes, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The benchmark scripts keep running (tiny sizes; the figures come from full runs)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -144,3 +145,17 @@ def test_families_benchmark_judges_each_limit_on_the_picks_it_trained(tmp_path):
         values = study.trials[row["trial"]].values
         assert row["score"] == (values[0] if values else None)
         assert row["space"] == study.trials[row["trial"]].user_attrs["space"]
+
+
+def test_cpu_speed_benchmark_measures_threads_and_processes_side_by_side(tmp_path):
+    figures = tmp_path / "speed.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cpu_speed.py"), "--threads", "1",
+                           "--input", "1x48x48", "--classes", "7", "--side-by-side", "2",
+                           "--json", str(figures), "c8k3s2-c8k3s2-gap"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "CPU_SPEED_SECONDS": "0.3"})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(figures.read_text())
+    [row] = result["rows"]
+    assert result["input"] == "1x48x48" and row["arch"] == "c8k3s2-c8k3s2-gap"
+    assert set(row["images_per_s"]) == {"1", "2 x 1 thr"} and min(row["images_per_s"].values()) > 0
