@@ -50,9 +50,8 @@ class RetrainConfig(TrainingRun):
     alpha: float = option(0.5, F.ALPHA)
 
     def default_augment(self, held: records.StudyRecord, data) -> str:
-        # A retrain is a long training, as a --time search's final one is: the same
-        # augmentation (the search's --augment, else the dataset's long-run one).
-        return held.augment or datasets.long_augment(held.data.name)
+        # A retrain is a long training, as a --time search's final one is: the same augmentation.
+        return datasets.long_augment(held.data.name, held.augment)
 
 
 TRIAL_WEIGHTS = re.compile(r"trial-(\d+)(?:-[\w.-]+)?\.pt")  # weights/trial-N.pt, retrained/trial-N-kd-2.pt

@@ -74,10 +74,11 @@ def split_name(name: str) -> tuple[str, str | None]:
     return kind, (path if sep else None)
 
 
-def long_augment(name: str) -> str:
-    """The augmentation of a long training on dataset ``name``."""
+def long_augment(name: str, chosen: str | None = None) -> str:
+    """The augmentation of a long training (a --time search's final one, nas train) on
+    dataset ``name``: ``chosen`` (the search's --augment) when given, else the dataset's."""
     form = FORMATS[split_name(name)[0]]
-    return form.long_augment or form.augment
+    return chosen or form.long_augment or form.augment
 
 
 def check_name(name: str) -> None:

@@ -123,7 +123,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     trained = held if held is not None and held["state"] == "done" else None
     if plan is not None and trained is None:
         if completed_trials(study):
-            data, recipe = on_device(data, device), cfg.augment or datasets.long_augment(cfg.dataset)
+            data, recipe = on_device(data, device), datasets.long_augment(cfg.dataset, cfg.augment)
             if plan.look:
                 runoff.run_runoff(study, data, device, recipe, RUNOFF_NETS, plan.look,
                                   plan.search_end, log)
