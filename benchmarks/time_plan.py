@@ -37,7 +37,7 @@ if "max_macs" in variant:
     macs = variant["max_macs"]  # "none": a cap no net reaches
     nas.config.CPU_SIZED["max_macs"] = 10**15 if macs == "none" else int(macs)
 if "augment" in variant:
-    nas.datasets.long_augment = lambda name: variant["augment"]
+    nas.datasets.long_augment = lambda name, chosen=None: chosen or variant["augment"]
 sys.exit(main(sys.argv[1:]))
 """
 
