@@ -67,7 +67,7 @@ def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device
     torch.manual_seed(trial.number)
     model = build(spec).to(device)
     cfg = TrainConfig(EPOCH_CAP, augment=augment, label_smoothing=LABEL_SMOOTHING,
-                      time_limit=seconds, time_reports=0, after_images=len(data.test_x))
+                      time_limit=seconds, time_reports=0, after_images=len(data.test_x), processes=0)
     result = train(model, every, cfg)
     path = final_path(study_dir, trial.number)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def train_final(study: optuna.Study, study_dir: Path, data, device: torch.device
                "epochs": round(result.epochs, 2), "train_images": len(every.train_x),
                "train_time": round(result.seconds, 2), "augment": augment,
                "label_smoothing": LABEL_SMOOTHING, "batch_size": result.batch_size,
-               "lr": result.lr, "device": str(device)}
+               "lr": result.lr, "device": str(device), "processes": result.processes}
     files.write_json(path.with_suffix(".json"), figures)
     records.write_final(study, figures)
     return {**figures, "weights": str(path)}
@@ -97,5 +97,7 @@ def summary(held: records.FinalRecord) -> str:
                 f"nas search command again to train it")
     return (f"final-trained: trial {held['trial']}, {held['params']:,} params, test_acc "
             f"{held['test_acc']:.4f} after {held['epochs']:g} epochs on all "
-            f"{held['train_images']:,} training images ({held['train_time']:.0f}s, augment "
-            f"{held['augment']}); the table's figures are the search's weights")
+            f"{held['train_images']:,} training images ({held['train_time']:.0f}s"
+            + (f", {held['processes']} processes" if type(held.get("processes")) is int
+               and held["processes"] > 1 else "")
+            + f", augment {held['augment']}); the table's figures are the search's weights")

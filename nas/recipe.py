@@ -86,7 +86,7 @@ class TrainingRun:
             "time_reports": TIMED_REPORTS, "quick_images": 0, "after_images": len(data.test_x)}
         return TrainConfig(self.epochs or EPOCH_CAP, self.batch_size, self.lr, seed=self.seed,
                            label_smoothing=self.label_smoothing, mixup=self.mixup, augment=self.augment,
-                           **timed, **extra)
+                           processes=0, **timed, **extra)
 
     def length(self) -> str:
         """How long it trains, as its first line says it."""

@@ -200,6 +200,7 @@ class FinalRecord(TypedDict, total=False):
     batch_size: int
     lr: float
     device: str
+    processes: int  # that shared each batch (nas.spread)
 
 
 LOOK_REQUIRED = ("trial", "val_acc")

@@ -72,7 +72,7 @@ def run_runoff(study: optuna.Study, data: Data, device: torch.device, augment: s
         torch.manual_seed(trial.number)
         model = build(trial_spec(trial, study)).to(device)
         cfg = TrainConfig(EPOCH_CAP, augment=augment, label_smoothing=LABEL_SMOOTHING,
-                          time_limit=seconds, time_reports=1)
+                          time_limit=seconds, time_reports=1, processes=0)
         result = train(model, data, cfg)
         held = records.trial(trial)
         looks.append({"trial": trial.number, "arch": held.arch_str,
@@ -82,6 +82,7 @@ def run_runoff(study: optuna.Study, data: Data, device: torch.device, augment: s
                       "augment": augment})
         records.write_runoff(study, looks)
         log(f"runoff: trial {trial.number} ({held.arch_str}, {held.params:,} params): val_acc {result.val_acc:.4f} after "
-            f"{result.epochs:.1f} epochs ({result.seconds:.0f}s); its search score "
+            f"{result.epochs:.1f} epochs ({result.seconds:.0f}s"
+            + (f", {result.processes} processes" if result.processes > 1 else "") + "); its search score "
             f"{trial_val_acc(trial):.4f}")
     return looks

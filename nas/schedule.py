@@ -50,3 +50,9 @@ def end_margin(total: float) -> float:
     """What a command with a time limit of ``total`` seconds keeps back after its training
     for what follows it: the figures, files and plot it writes, the summary, its exit."""
     return max(3.0, 0.01 * total)
+
+
+def report_steps(steps_per_epoch: int, reports_per_epoch: int) -> list[int]:
+    """Steps of an epoch after which a report falls: evenly spread, the last at its end."""
+    per_epoch = max(1, min(reports_per_epoch, steps_per_epoch))
+    return sorted({round(steps_per_epoch * (j + 1) / per_epoch) for j in range(per_epoch)})

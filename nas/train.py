@@ -182,7 +182,8 @@ def retrain(cfg: RetrainConfig, log=print) -> dict:
                "teacher": str(Path(cfg.teacher).resolve()) if cfg.teacher else None,
                "temperature": cfg.temperature if teacher else None,
                "alpha": cfg.alpha if teacher else None, "device": str(device),
-               "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed}
+               "batch_size": result.batch_size, "lr": result.lr, "seed": cfg.seed,
+               "processes": result.processes}
     path = save_retrained(study_dir, trial.number, tag, model, figures)
     figures["weights"] = str(path)
     first = retrained_path(study_dir, trial.number, tag)

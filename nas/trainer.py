@@ -1,6 +1,5 @@
 """The training loop, for a search's brief trials and ``nas train``'s long runs alike.
-Knows nothing of Optuna: the search passes ``on_report``,
-which may raise (to prune) after each validation.
+Knows nothing of Optuna: the search passes ``on_report``, which may raise (to prune).
 
 The dataset stays uint8 on the training device; each batch is indexed, converted,
 normalised and augmented there, so no DataLoader or host-to-device copy sits in the loop.
@@ -12,6 +11,7 @@ Capture failures fall back to the eager step (the reason is logged once per proc
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -22,10 +22,12 @@ import torch
 from torch import nn
 
 from nas.augment import augment, mixup_draw
+from nas.distill import distillation_loss
 from nas.data import Data
 from nas.evaluate import BN_IMAGES, autocast, normalize, stats, validate
 from nas.device import capture_graph
-from nas.schedule import cycle_at, default_batch_size, default_lr, one_cycle
+from nas.schedule import cycle_at, default_batch_size, default_lr, one_cycle, report_steps
+from nas.spread import agree, processes_for, spread
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -37,8 +39,7 @@ class Diverged(RuntimeError):
 
 
 class TooSlow(RuntimeError):
-    """Training ran below TrainConfig.min_speed images per second, measured up to the
-    first report (evaluation and graph capture excluded)."""
+    """Training ran below TrainConfig.min_speed images/s up to the first report."""
 
 
 @dataclass(frozen=True)
@@ -59,22 +60,21 @@ class TrainConfig:
     # from Beta(mixup, mixup), and the loss blended the same way; 0: off. Eager steps only.
     mixup: float = 0.0
     bn_images: int = BN_IMAGES  # re-estimate batch norm on this many images before validating (0: off)
-    # Validations per epoch: the one at each epoch's end on the whole validation split, the
-    # ones inside an epoch (so a search can stop weak trials early) cheaper: batch norm
-    # re-estimated on quick_images training images, then the first quick_images of validation.
+    # Validations per epoch: at its end on the whole validation split; inside it (so a search
+    # can stop weak trials early) on the first quick_images (batch norm on as many).
     reports_per_epoch: int = 1
     quick_images: int = 500
     # Stop at the first report if training ran below this many images/s: MACs are a loose
     # guide to CPU time, so a search that must leave time for a retrain caps the speed itself.
     min_speed: float | None = None
-    # A time budget instead of an epoch count (--time of search, train and baseline): train
-    # until time_limit seconds after the call, the final validation included, with the LR
-    # schedule laid over the time as it passes, so the run ends annealed however fast the
-    # machine turns out to be; epochs is then a cap. time_reports reports fall at even shares
-    # of the time, the last at the end (0: no validation, for a training on every image).
+    # A time budget instead of an epoch count (--time): train until time_limit seconds after
+    # the call, the final validation included, the LR schedule laid over the time as it passes
+    # (annealed at the end however fast the machine is); epochs is then a cap. time_reports
+    # fall at even shares of the time, the last at the end (0: none, training on every image).
     time_limit: float | None = None
     time_reports: int = 4
     after_images: int = 0  # images the caller scores after a timed run (a test split): time kept for them too
+    processes: int = 1  # CPU processes sharing each batch; 0: as many as pay (nas.spread)
 
 
 @dataclass
@@ -86,6 +86,7 @@ class TrainResult:
     batch_size: int = 0
     lr: float = 0.0  # the peak LR used
     bf16: bool = False
+    processes: int = 1  # that shared each batch (nas.spread)
     cuda_graph: bool = False  # True when the step ran as a captured graph
     graph_fallback: str | None = None  # why capture failed, when it did
     capture_seconds: float = 0.0
@@ -96,29 +97,11 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
-def distillation_loss(logits: torch.Tensor, teacher: nn.Module, images: torch.Tensor,
-                      temperature: float) -> torch.Tensor:
-    """Hinton et al.'s soft-target term: KL(teacher || student) at ``temperature``, scaled
-    by T^2 so its gradients keep their size as T changes."""
-    with torch.no_grad():
-        target = teacher(images.float()).float()
-    t = temperature
-    return nn.functional.kl_div(nn.functional.log_softmax(logits.float() / t, 1),
-                                nn.functional.log_softmax(target / t, 1),
-                                reduction="batchmean", log_target=True) * t * t
-
-
 # A timed run keeps back, for its final validation, the time that many images take at this
 # fraction of the measured training speed (a forward pass alone runs about three times as
 # fast as forward, backward and update; the margin covers a busy machine).
 EVAL_SPEEDUP = 1.5
 SPEED_STEPS = 10  # steps after the warm-up over which a timed run measures its speed
-
-
-def report_steps(steps_per_epoch: int, reports_per_epoch: int) -> list[int]:
-    """Steps of an epoch after which a report falls: evenly spread, the last at its end."""
-    per_epoch = max(1, min(reports_per_epoch, steps_per_epoch))
-    return sorted({round(steps_per_epoch * (j + 1) / per_epoch) for j in range(per_epoch)})
 
 
 def train(model: nn.Module, data: Data, cfg: TrainConfig,
@@ -127,34 +110,57 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig,
     ``cfg.reports_per_epoch`` times an epoch (a timed run: ``cfg.time_reports`` times over
     its time) and passes each (report number from 1, accuracy) to ``on_report``, which may
     raise to stop the run."""
-    loop = TrainingLoop(model, data, cfg, on_report)
-    epoch = 0
-    for epoch in range(cfg.epochs):
+    batch = min(cfg.batch_size or default_batch_size(data.train_x.device), len(data.train_x))
+    # A TorchScript teacher cannot be handed to another process.
+    processes = 1 if cfg.teacher else cfg.processes or processes_for(model, data, batch, cfg.time_limit)
+    if processes == 1:
+        return run_loop(TrainingLoop(model, data, cfg, on_report))
+    called = time.perf_counter()  # a timed run's time counts from here, the helpers' start included
+    # A copy: tensors handed to another process share their memory (the data's, read-only).
+    with spread(processes, train_share, copy.deepcopy(model), data, cfg):
+        loop = TrainingLoop(model, data, cfg, on_report, 0, processes)
+        loop.start = called
+        return run_loop(loop)
+
+
+def train_share(rank: int, processes: int, model: nn.Module, data: Data, cfg: TrainConfig) -> None:
+    """A helper process's part of a spread training (nas.spread): its share of each batch."""
+    torch.manual_seed(cfg.seed + rank)  # its own augmentation draws
+    run_loop(TrainingLoop(model, data, cfg, None, rank, processes))
+
+
+def run_loop(loop: "TrainingLoop") -> TrainResult:
+    epoch = 0  # a timed run stops when its time is up
+    for epoch in range(loop.cfg.epochs):
         if not loop.run_epoch(epoch):
-            break  # a timed run's time is up
+            break
     loop.finish(epoch)
     return loop.result()
 
 
 class TrainingLoop:
-    """One training run's state, its steps named in the order they happen: set up
-    (optimiser, schedule, the batch buffer a graph reads), then per step the LR, the batch,
-    the step (eager, or captured once and replayed), and the reports."""
+    """One training run's state, its steps named in the order they happen: set up, then per
+    step the LR, the batch, the step (eager, or captured once and replayed), the reports."""
 
     def __init__(self, model: nn.Module, data: Data, cfg: TrainConfig,
-                 on_report: Callable[[int, float], None] | None) -> None:
+                 on_report: Callable[[int, float], None] | None, rank: int = 0,
+                 processes: int = 1) -> None:
         self.start = time.perf_counter()
         self.model, self.data, self.cfg, self.on_report = model, data, cfg, on_report
+        # Spread (nas.spread): a share of each batch, gradients averaged; rank 0 alone validates.
+        self.rank, self.processes = rank, processes
         self.device = device = data.train_x.device
         self.on_cuda = device.type == "cuda"
         self.bf16 = uses_bf16(cfg.precision, device)
         self.kind = cfg.augment or data.info.augment
         model.to(memory_format=torch.channels_last)
         self.n = n = len(data.train_x)
-        self.batch = min(cfg.batch_size or default_batch_size(device), n)
-        self.peak_lr = cfg.lr or default_lr(self.batch)
+        self.whole_batch = min(cfg.batch_size or default_batch_size(device), n)
+        self.batch = self.whole_batch // processes  # this process's share
+        self.peak_lr = cfg.lr or default_lr(self.whole_batch)
+        self.net = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
         # Every step has the same shape (the ragged last batch is dropped), as a graph needs.
-        self.steps_per_epoch = n // self.batch
+        self.steps_per_epoch = n // (self.batch * processes)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         # A graph would replay one mixing share and one shuffle for ever.
         want_graph = self.on_cuda if cfg.cuda_graph is None else cfg.cuda_graph
@@ -199,7 +205,8 @@ class TrainingLoop:
             k = epoch * self.steps_per_epoch + s
             if not self.set_lr_for(k):
                 return False
-            self.idx.copy_(order[s * self.batch:(s + 1) * self.batch])
+            first = (s * self.processes + self.rank) * self.batch
+            self.idx.copy_(order[first:first + self.batch])
             self.take_step(k)
             self.steps_done = k + 1
             self.measure_speed()
@@ -210,10 +217,11 @@ class TrainingLoop:
         """The schedule's LR for step ``k``: over the steps, or a timed run's time as it
         passes; False when that time is up."""
         if self.timed:
-            elapsed = time.perf_counter() - self.start
-            if k and elapsed >= self.train_until:
+            passed = (time.perf_counter() - self.start) / self.train_until
+            passed = agree(passed) if self.processes > 1 else passed
+            if k and passed >= 1:
                 return False
-            factor = cycle_at(max(k / self.total_steps, elapsed / self.train_until))
+            factor = cycle_at(max(k / self.total_steps, passed))
         else:
             factor = self.lr_factor(k)
         for group in self.optimizer.param_groups:
@@ -255,7 +263,7 @@ class TrainingLoop:
             x = share * x + (1 - share) * x[other]
         self.optimizer.zero_grad(set_to_none=True)  # in a capture, backward then allocates the grads
         with autocast(self.device, self.bf16):
-            logits = self.model(x)
+            logits = self.net(x)
             loss = self.loss_fn(logits, y)
             if cfg.mixup:
                 loss = share * loss + (1 - share) * self.loss_fn(logits, y[other])
@@ -267,9 +275,8 @@ class TrainingLoop:
         self.loss_sum.add_(loss.detach())
 
     def measure_speed(self) -> None:
-        """Start the speed clock after the warm-up steps, which pay one-off costs
-        (allocation, kernel selection) that made a process's first trial look 2x slower;
-        a timed run then keeps back the time its final validation will take."""
+        """Start the speed clock after the warm-up steps (their one-off costs made a first
+        trial look 2x slower); a timed run then keeps back its final validation's time."""
         cfg = self.cfg
         if (cfg.min_speed or self.timed) and self.steps_done == WARMUP_STEPS:
             if self.on_cuda:
@@ -285,8 +292,10 @@ class TrainingLoop:
             self.train_until = cfg.time_limit - final_images / (EVAL_SPEEDUP * speed)
 
     def report_if_due(self, epoch: int, s: int) -> None:
-        """Validate where a report falls: at the epoch's report steps, or (timed) at even
-        shares of the time or of the epoch cap, whichever is further on."""
+        """Validate (rank 0) at the epoch's report steps, or (timed) at even shares of the
+        time or of the epoch cap, whichever is further on."""
+        if self.rank:
+            return
         if not self.timed:
             if s + 1 in self.reports:
                 self.report(epoch, at_end=s + 1 == self.steps_per_epoch)
@@ -299,7 +308,7 @@ class TrainingLoop:
     def report(self, epoch: int, at_end: bool) -> None:
         """Check the loss and the speed, validate, and pass the accuracy on."""
         cfg = self.cfg
-        self.check_finite(epoch)  # once per report: a per-step check would sync every step
+        self.check_finite(epoch)
         if cfg.min_speed and not self.history:
             t0, k0 = (self.speed_mark if self.speed_mark[1] < self.steps_done
                       else (self.loop_start, 0))
@@ -317,14 +326,13 @@ class TrainingLoop:
         if self.on_report is not None:
             self.on_report(len(self.history), self.history[-1])
 
-    def check_finite(self, epoch: int) -> None:
+    def check_finite(self, epoch: int) -> None:  # once per report: per step would sync each step
         if not torch.isfinite(self.loss_sum):
             raise Diverged(f"training loss became {self.loss_sum.item()} in epoch {epoch + 1}")
 
     def finish(self, epoch: int) -> None:
-        """A timed run's last validation (or, without one, its loss check); the graph's
-        private memory pool freed."""
-        if self.timed:
+        """A timed run's last validation (or, without one, its loss check); the graph freed."""
+        if self.timed and not self.rank:
             if self.cfg.time_reports:
                 self.report(epoch, at_end=True)
             else:
@@ -336,6 +344,7 @@ class TrainingLoop:
             val_acc=self.history[-1] if self.history else None,
             epochs=self.steps_done / self.steps_per_epoch if self.timed else self.cfg.epochs,
             seconds=time.perf_counter() - self.start, history=self.history,
-            batch_size=self.batch, lr=self.peak_lr, bf16=self.bf16, cuda_graph=self.want_graph,
+            batch_size=self.whole_batch, lr=self.peak_lr, bf16=self.bf16, processes=self.processes,
+            cuda_graph=self.want_graph,
             graph_fallback=self.fallback, capture_seconds=self.capture_seconds,
             eval_seconds=self.eval_seconds)

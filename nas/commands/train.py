@@ -27,7 +27,8 @@ def run(args) -> int:
     result = retrain(RetrainConfig.from_args(args, drop=("best",)))
     print(f"\ntrial {result['trial']} retrained for {result['epochs']:g} epochs: val_acc "
           f"{result['val_acc']:.4f} (search: {result['search_val_acc']:.4f}), test_acc "
-          f"{result['test_acc']:.4f}, {result['params']:,} params, {result['train_time']:.0f}s")
+          f"{result['test_acc']:.4f}, {result['params']:,} params, {result['train_time']:.0f}s"
+          + (f" on {result['processes']} processes" if result["processes"] > 1 else ""))
     print(f"weights: {result['weights']} (figures beside it, .json)"
           + (f"; earlier retrains keep theirs ({Path(result['earlier']).name}, ...)" if result["earlier"] else ""))
     print(f"export:  nas export {args.study_dir} --trial {result['trial']} --weights {result['weights']}")
