@@ -12,6 +12,7 @@ nothing.
 from __future__ import annotations
 
 import copy
+import ctypes
 import math
 import os
 import shutil
@@ -38,6 +39,7 @@ SPREAD_BELOW = 1.3
 # A step this long on one thread hides the gradient exchange and its waits (a few ms).
 SHORTEST_STEP = 0.010
 SHORTEST = 60.0  # seconds: a shorter run does not repay the helpers' start (a few seconds)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 # A helper waits this long in a collective for rank 0, which validates alone between steps.
 WAIT = timedelta(minutes=10)
 
@@ -112,6 +114,7 @@ def spread(processes: int, helper_work: Callable, *args):
             helper.start()
         torch.set_num_threads(1)
         _join(0, processes, rendezvous)
+        shutil.rmtree(folder, ignore_errors=True)  # all have joined: nothing reads it again
         yield
         finished = True
     finally:
@@ -147,7 +150,12 @@ def _helper(rank: int, processes: int, rendezvous: str, parent: int, work: Calla
 
 
 def _die_with(parent: int, every: float = 0.5) -> None:
-    """End this helper once its parent is gone (killed with -9, it cannot stop us)."""
+    """End this helper once its parent is gone (killed with -9, it cannot stop us). On Linux
+    the kernel sees to it; elsewhere a thread watches, which a collective holding the
+    interpreter's lock may delay until the collective fails."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every)

@@ -113,6 +113,7 @@ def _alive(pid: int) -> bool:
 def test_the_helper_ends_with_its_parent(how):
     """Killed with -9, the parent cannot stop its helper: the helper notices and ends.
     Interrupted, the parent stops its helper on the way out."""
+    before = _leftovers()
     proc = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
     line = proc.stdout.readline().split()
@@ -126,5 +127,6 @@ def test_the_helper_ends_with_its_parent(how):
     while any(_alive(pid) for pid in helpers) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in helpers)
+    assert _leftovers() == before  # the rendezvous folder removed by whichever outlived the other
     if how == signal.SIGINT:
         assert "KeyboardInterrupt" in proc.stderr.read()
