@@ -24,13 +24,15 @@ from pathlib import Path
 
 import torch
 
-MODES = {"one": "0", "auto": None, "spread": "math.inf"}
+# nas.spread's thresholds each mode sets (auto: none, the tool's own).
+MODES = {"one": {"SPREAD_BELOW": 0.0},
+         "auto": {},
+         "spread": {"SPREAD_BELOW": math.inf, "SHORTEST_STEP": 0.0, "SHORTEST": 0.0}}
 RUN = """
-import math, sys, nas.spread
+import sys, nas.spread
 from nas.cli import main
-if {below!r} is not None:
-    nas.spread.SPREAD_BELOW = eval({below!r}, {{"math": math}})
-    nas.spread.SHORTEST_STEP = 0.0
+for name, value in {settings!r}.items():
+    setattr(nas.spread, name, float(value))
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -59,7 +61,7 @@ def main() -> None:
     retrained = Path(args.study_dir) / "retrained"
     for mode in modes:
         before = set(retrained.glob("*.json")) if retrained.is_dir() else set()
-        cmd = [sys.executable, "-c", RUN.format(below=MODES[mode]), "train", args.study_dir,
+        cmd = [sys.executable, "-c", RUN.format(settings={k: str(v) for k, v in MODES[mode].items()}), "train", args.study_dir,
                "--trial", str(args.trial), "--time", args.time, *args.train_args.split()]
         started = time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True)

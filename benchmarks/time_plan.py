@@ -24,7 +24,8 @@ from pathlib import Path
 KEYS = {"share": "nas.search.plan.SEARCH_SHARE", "slices": "nas.search.plan.SLICES",
         "longest": "nas.search.plan.LONGEST_SLICE (seconds)",
         "max_macs": "the CPU default's --max-macs (or none)",
-        "augment": "the final training's augmentation (nas.datasets.long_augment)"}
+        "augment": "the final training's augmentation (nas.datasets.long_augment)",
+        "jobs": "--jobs (0: a worker per CPU core, each on one thread)"}
 
 RUN = """
 import sys, nas.config, nas.search.plan, nas.datasets
@@ -78,7 +79,8 @@ def main() -> None:
         cmd = [sys.executable, "-c", RUN.format(variant=variant), "search", "--space", args.space,
                "--budget", args.budget, "--dataset", args.dataset, "--runs-dir", str(work),
                "--study", study, "--no-progress"] + (["--data-dir", args.data_dir] if args.data_dir else []) \
-            + (["--time", args.time] if args.time else [])
+            + (["--time", args.time] if args.time else []) \
+            + (["--jobs", variant["jobs"]] if "jobs" in variant else [])
         started = time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.time() - started

@@ -223,7 +223,8 @@ TRIAL_TIME = Flag("with --time: each trial's slice, e.g. 100s", "search", durati
 STUDY = Flag("study name", "storage and workers")
 STORAGE = Flag("Optuna database URL or journal file path", "storage and workers")
 RUNS_DIR = Flag("where study folders go", "storage and workers")
-JOBS = Flag("worker processes on the one study", "storage and workers", integer, low=1, high=1024)
+JOBS = Flag("worker processes on the one study; 0: one per CPU core, each on one thread",
+            "storage and workers", integer, low=0, high=1024)
 MEMORY_LIMIT = Flag("GiB each worker's trials may use on top of its dataset (GPU memory on a "
                     "GPU, heap on CPU); a trial over it fails as out of memory",
                     "storage and workers", float, low=0, low_open=True, high=1e6,

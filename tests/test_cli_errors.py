@@ -63,7 +63,7 @@ def _cases(tmp):
         (syn + ["--pruner", "sometimes"], "unknown --pruner 'sometimes'; valid: median"),
         (syn + ["--study", "../escape"], "bad study name '../escape'"),
         (syn + ["--trials", "0"], "--trials must be an integer from 1 to 1,000,000, got 0"),
-        (syn + ["--jobs", "0"], "--jobs must be an integer from 1 to 1,024, got 0"),
+        (syn + ["--jobs", "-1"], "--jobs must be an integer from 0 to 1,024, got -1"),
         (syn + ["--device", "cuda:7"], "--device 'cuda:7' but this machine has"),
         (syn + ["--gpus", "7"], "--gpus 7 but this machine has"),
         (syn + ["--gpus", "0,x"], "bad --gpus '0,x'"),

@@ -396,6 +396,17 @@ def test_jobs_says_how_many_workers_really_run(tmp_path, run):
     assert len({t.user_attrs["pid"] for t in load(tmp_path / "j").trials}) == 2
 
 
+def test_jobs_0_runs_a_worker_per_core_each_on_one_thread(tmp_path, run):
+    code, out, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--budget", BUDGET,
+                         "--trials", 4, "--epochs", 1, "--limit-train", 200, "--jobs", 0,
+                         "--runs-dir", tmp_path, "--study", "j0", "--no-progress")
+    assert code == 0, err
+    workers = len(os.sched_getaffinity(0))
+    assert (f", {workers} worker processes" in out) == (workers > 1)
+    assert "sharing" not in out
+    assert len({t.user_attrs["pid"] for t in load(tmp_path / "j0").trials}) == min(workers, 4)
+
+
 @pytest.mark.parametrize("space, given, searched", [("mobilenet", "4-4", (4, 4)),
                                                     ("mobilenet", "10-10", (10, 10)),
                                                     ("cnn", "9-99", (9, 9))])

@@ -18,6 +18,7 @@ import torch
 
 import search_spaces
 from nas import datasets, final, pareto, records, runoff, storage, urls
+from nas.spread import cores
 from nas.trials import completed_trials
 from nas.budget import check
 from nas.config import SearchConfig
@@ -49,6 +50,7 @@ def run_search(cfg: SearchConfig, log: Callable[[str], None] = print,
     start = time.perf_counter()
     started = time.time() if started is None else started
     check_trial_time(cfg.time, cfg.trial_time)
+    cfg.jobs = cfg.jobs or cores()  # --jobs 0: one worker per core
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
     configure_logging()
     device = cfg.resolved_device()
@@ -143,9 +145,8 @@ def workers_note(jobs: int, remaining: int, device: torch.device) -> str:
     note = f", {running} worker processes"
     if running < jobs:
         note += f" (--jobs {jobs}, but {remaining} trials to run)"
-    cores = os.cpu_count() or 1
-    if running > cores and device.type == "cpu":
-        note += f" sharing {cores} CPU cores (one thread each)"
+    if running > cores() and device.type == "cpu":
+        note += f" sharing {cores()} CPU cores (one thread each)"
     return note
 
 
@@ -197,7 +198,7 @@ def run_workers(cfg: SearchConfig, n_trials: int, trials_before: int,
     from joblib import Parallel, delayed
 
     shares = [n_trials // cfg.jobs + (i < n_trials % cfg.jobs) for i in range(cfg.jobs)]
-    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)  # no CPU oversubscription
+    threads = max(1, cores() // cfg.jobs)  # no CPU oversubscription
     # After Ctrl-C, joblib kills the workers; multiprocessing's tracker would then warn
     # about semaphores of theirs that it cleans up anyway.
     os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
