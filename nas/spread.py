@@ -6,7 +6,8 @@ images (benchmarks/README.md, "Both cores for one training").
 
 The caller is rank 0 and keeps the trained net. Helpers are started with the spawn method,
 ignore stop signals (the caller stops them), and end when the caller is gone; they write
-nothing.
+nothing. They meet at a loopback TCP store that rank 0 hosts, so a kill at any moment leaves
+no file behind (gloo's own exchange is over TCP sockets in any case).
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ import copy
 import ctypes
 import math
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ SPREAD_BELOW = 1.3
 SHORTEST_STEP = 0.010
 SHORTEST = 60.0  # seconds: a shorter run does not repay the helpers' start (a few seconds)
 PR_SET_PDEATHSIG = 1  # prctl(2)
+LOOPBACK = "127.0.0.1"
 # A helper waits this long in a collective for rank 0, which validates alone between steps.
 WAIT = timedelta(minutes=10)
 
@@ -101,20 +101,19 @@ def spread(processes: int, helper_work: Callable, *args):
     """Start ``processes - 1`` helpers, each running ``helper_work(rank, processes, *args)``
     (a module-level function), and join them as rank 0 with one thread, for the ``with``
     body's own share of the work."""
-    folder = tempfile.mkdtemp(prefix="nas-spread-")
-    rendezvous = os.path.join(folder, "rendezvous")
+    threads = torch.get_num_threads()
+    store = dist.TCPStore(LOOPBACK, 0, processes, is_master=True, timeout=WAIT,
+                          wait_for_workers=False)  # port 0: the system picks a free one
     context = torch.multiprocessing.get_context("spawn")
     helpers = [context.Process(target=_helper, daemon=True, name=f"nas-spread-{rank}",
-                               args=(rank, processes, rendezvous, os.getpid(), helper_work, args))
+                               args=(rank, processes, store.port, os.getpid(), helper_work, args))
                for rank in range(1, processes)]
-    threads = torch.get_num_threads()
     finished = False
     try:
         for helper in helpers:
             helper.start()
         torch.set_num_threads(1)
-        _join(0, processes, rendezvous)
-        shutil.rmtree(folder, ignore_errors=True)  # all have joined: nothing reads it again
+        _join(0, processes, store)
         yield
         finished = True
     finally:
@@ -126,22 +125,21 @@ def spread(processes: int, helper_work: Callable, *args):
                 helper.join()
         if dist.is_initialized():
             dist.destroy_process_group()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _join(rank: int, processes: int, rendezvous: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank,
-                            world_size=processes, timeout=WAIT)
+def _join(rank: int, processes: int, store: dist.Store) -> None:
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=processes, timeout=WAIT)
 
 
-def _helper(rank: int, processes: int, rendezvous: str, parent: int, work: Callable,
+def _helper(rank: int, processes: int, port: int, parent: int, work: Callable,
             args: tuple) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     _die_with(parent)
     torch.set_num_threads(1)
     try:
-        _join(rank, processes, rendezvous)
+        _join(rank, processes, dist.TCPStore(LOOPBACK, port, processes, is_master=False,
+                                             timeout=WAIT))
         work(rank, processes, *args)
         dist.destroy_process_group()
     except Exception as exc:  # rank 0 reports the training's failure; one line here

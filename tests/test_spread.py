@@ -58,7 +58,7 @@ def test_two_processes_step_as_one_net_with_the_whole_batch(data):
         assert torch.allclose(a, b, atol=1e-4), name
     assert result.val_acc == pytest.approx(alone_result.val_acc, abs=0.01)
     assert _helpers() == []  # the helper is gone
-    assert _leftovers() == before  # and its rendezvous folder
+    assert _leftovers() == before  # and nothing left on disk
 
 
 def test_a_timed_spread_run_ends_on_time_for_both_and_validates_on_rank_0(data):
@@ -132,6 +132,6 @@ def test_the_helper_ends_with_its_parent(how):
     while any(_alive(pid) for pid in helpers) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in helpers)
-    assert _leftovers() == before  # the rendezvous folder removed by whichever outlived the other
+    assert _leftovers() == before  # they met over TCP: a kill at any moment leaves no file
     if how == signal.SIGINT:
         assert "KeyboardInterrupt" in proc.stderr.read()
