@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -23,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import optuna
-import torch
+from provenance import header
 
 HAND_DESIGNS = ("mnist-gap-8k", "mnist-cnn-110k", "mobilenet-48k")
 
@@ -95,12 +93,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="equal-time-"))
     logs = Path(args.json).with_suffix("") if args.json else work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    figures = {"what": "equal time: nas search --time T against hand designs trained --time T",
-               "script": "benchmarks/equal_time.py " + " ".join(sys.argv[1:]),
-               "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-                          f"threads, torch {torch.__version__}, optuna {optuna.__version__}, "
-                          f"python {platform.python_version()}",
-               "date": time.strftime("%Y-%m-%d"), "rows": []}
+    figures = {**header("equal time: nas search --time T against hand designs trained --time T"),
+               "rows": []}
     for dataset in args.datasets.split(","):
         for t in args.times.split(","):
             runs = Path(args.runs_dir) if args.runs_dir else work / "runs"

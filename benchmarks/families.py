@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
+from provenance import header
 
 NAS = [sys.executable, "-m", "nas"]
 
@@ -67,12 +66,9 @@ def main() -> None:
               *args.train_args.split()], logs / f"train-trial-{trial}.log")
     text = step(compare, logs / "compare-trained.log")
     after = json.loads((logs / "compare.json").read_text())
-    figures = {"what": "families at equal size: one search over several spaces, each family's "
-                       "pick per limit trained with one recipe, nas compare on the trained nets",
-               "script": "benchmarks/families.py " + " ".join(sys.argv[1:]),
-               "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-                          f"threads, torch {torch.__version__}, python {platform.python_version()}",
-               "date": time.strftime("%Y-%m-%d"), "search_seconds": round(searched, 1),
+    figures = {**header("families at equal size: one search over several spaces, each family's "
+                        "pick per limit trained with one recipe, nas compare on the trained nets"),
+               "search_seconds": round(searched, 1),
                "total_seconds": round(time.time() - started, 1), "trained_trials": picks,
                "on_search_scores": before, "on_trained_nets": after}
     Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
+from provenance import header
 
 # nas.spread's thresholds each mode sets (auto: none, the tool's own).
 MODES = {"one": {"SPREAD_BELOW": 0.0},
@@ -52,12 +51,8 @@ def main() -> None:
     logs = Path(args.json).with_suffix("") if args.json else None
     if logs:
         logs.mkdir(parents=True, exist_ok=True)
-    figures = {"what": "one net, nas train --time T, in one process vs spread over processes",
-               "script": "benchmarks/spread.py " + " ".join(sys.argv[1:]),
-               "machine": f"{platform.processor() or platform.machine()}, "
-                          f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-                          f"python {platform.python_version()}",
-               "date": time.strftime("%Y-%m-%d"), "rows": []}
+    figures = {**header("one net, nas train --time T, in one process vs spread over processes"),
+               "rows": []}
     retrained = Path(args.study_dir) / "retrained"
     for mode in modes:
         before = set(retrained.glob("*.json")) if retrained.is_dir() else set()

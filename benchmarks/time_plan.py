@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from provenance import header
 
 # The variant keys and what each sets.
 KEYS = {"share": "nas.search.plan.SEARCH_SHARE", "slices": "nas.search.plan.SLICES",
@@ -53,10 +53,8 @@ def parse(text: str) -> dict:
 
 def write(path: str, rows: list[dict]) -> None:
     Path(path).write_text(json.dumps({
-        "what": "delivered test accuracy of the card's command per --time plan variant",
-        "script": "benchmarks/time_plan.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()}, {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2) + "\n")
+        **header("delivered test accuracy of the card's command per --time plan variant"),
+        "rows": rows}, indent=2) + "\n")
 
 
 def main() -> None:

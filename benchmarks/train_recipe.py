@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
+from provenance import header
 
 
 def main() -> None:
@@ -41,12 +40,7 @@ def main() -> None:
         logs.mkdir(parents=True, exist_ok=True)
     recipes = ([r.strip() for r in args.recipes.split(";")] if args.recipes
                else [f"--augment {a}" for a in args.augments.split(",")])
-    figures = {"what": "one net, nas train --time T per recipe",
-               "script": "benchmarks/train_recipe.py " + " ".join(sys.argv[1:]),
-               "machine": f"{platform.processor() or platform.machine()}, "
-                          f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-                          f"python {platform.python_version()}",
-               "date": time.strftime("%Y-%m-%d"), "rows": []}
+    figures = {**header("one net, nas train --time T per recipe"), "rows": []}
     retrained = Path(args.study_dir) / "retrained"
     for i, recipe in enumerate(recipes, 1):
         before = set(retrained.glob("*.json")) if retrained.is_dir() else set()
