@@ -51,7 +51,7 @@ def test_quality_benchmark_scores_each_configuration_by_hypervolume(tmp_path):
 def test_equal_time_benchmark_runs_a_timed_search_against_hand_designs_at_the_same_time(tmp_path):
     figures = tmp_path / "equal.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "equal_time.py"),
-                           "--datasets", "synthetic", "--times", "16s", "--budget", "20000",
+                           "--datasets", "synthetic", "--times", "10s", "--budget", "20000",
                            "--baselines", "mnist-gap-8k", "--json", str(figures)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -137,7 +137,7 @@ def test_families_benchmark_judges_each_limit_on_the_picks_it_trained(tmp_path):
     figures = tmp_path / "families.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "families.py"),
                            "--dataset", "synthetic", "--space", "cnn,mobilenet", "--budget", "20000",
-                           "--time", "16s", "--at", "8k,20k", "--train-time", "60s",
+                           "--time", "12s", "--at", "8k,20k", "--train-time", "60s",
                            "--search-args", "--limit-train 300 --objective pareto",
                            "--train-args", "--epochs 1",
                            "--runs-dir", str(tmp_path / "runs"), "--json", str(figures)],

@@ -61,21 +61,21 @@ def test_a_timed_training_runs_as_many_epochs_as_fit_and_stops_by_its_limit():
 
 def test_nas_train_and_baseline_fit_their_epochs_to_a_time(tmp_path, run, searched_synthetic):
     study_dir = copy_study(searched_synthetic("mobilenet", 2, 1)[0], tmp_path / "syn")
-    code, out, err = run("train", study_dir, "--best", "--time", "20s")
+    code, out, err = run("train", study_dir, "--best", "--time", "12s")
     assert code == 0, err
-    assert "as many epochs as fit in --time 20s" in out
+    assert "as many epochs as fit in --time 12s" in out
     assert [line.split()[1] for line in out.splitlines() if line.startswith("  report ")] == \
         [f"{k}/5" for k in range(1, 6)]
     figures = json.loads(next((study_dir / "retrained").glob("trial-*.json")).read_text())
-    assert figures["time_limit"] == 20 and 0 < figures["epochs"] and figures["train_time"] < 20
+    assert figures["time_limit"] == 12 and 0 < figures["epochs"] and figures["train_time"] < 12
 
     for _ in range(2):  # the same --time again replaces its row; a counted run is another row
-        code, out, err = run("baseline", "mnist-gap-8k", study_dir, "--time", "10s")
+        code, out, err = run("baseline", "mnist-gap-8k", study_dir, "--time", "6s")
         assert code == 0, err
     code, _, err = run("baseline", "mnist-gap-8k", study_dir, "--epochs", "1")
     assert code == 0, err
     rows = read_baselines(study_dir)
-    assert [(r["name"], r["time_limit"]) for r in rows] == [("mnist-gap-8k", 10), ("mnist-gap-8k", None)]
+    assert [(r["name"], r["time_limit"]) for r in rows] == [("mnist-gap-8k", 6), ("mnist-gap-8k", None)]
     assert rows[1]["epochs"] == 1 and 0 < rows[0]["epochs"]
 
     code, _, err = run("train", study_dir, "--best", "--time", "0m")
