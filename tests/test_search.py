@@ -291,6 +291,7 @@ def test_the_fer2013_presets_hold_the_rows_they_are_for():
         assert cfg.time is not None and cfg.time <= 3 * 3600 and cfg.epochs is None
     assert preset("fer2013-2to4conv-1m").conv_layers == (2, 4)
     assert set(preset("fer2013-families").spaces) == {"cnn", "mobilenet"}
+    assert preset("fer2013-families").objective == "pareto"  # a front per family, not one best
 
 
 def test_the_microcontroller_presets_hold_their_flash_and_ram():

@@ -100,7 +100,8 @@ def train_candidate(trial: optuna.Trial, spec, cfg: SearchConfig, data: Data,
         elif step < last and cfg.pruner != "none":
             completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             size = OBJECTIVES[cfg.objective][1]  # params, flash or ram: what the front is over
-            reason = size_aware_stop(completed, step, val_acc, getattr(records.trial(trial), size), size)
+            held = records.trial(trial)
+            reason = size_aware_stop(completed, step, val_acc, getattr(held, size), size, held.space)
             if reason:
                 records.note(trial, stopped_early=reason)
                 raise optuna.TrialPruned(reason)
@@ -176,18 +177,20 @@ STOP_SIMILAR = 1.1  # peers: completed trials with at most 10% more params
 
 
 def size_aware_stop(completed: list, step: int, val_acc: float, params: int,
-                    size: str = "params") -> str | None:
+                    size: str = "params", space: str | None = None) -> str | None:
     """--objective pareto's early stopping: stop a trial whose validation accuracy at
     report ``step`` is below the median, at the same report, of the completed trials of
     similar or smaller size (at most STOP_SIMILAR x its params, or its ``size``: flash or
-    ram bytes where the front is over those), once there are
+    ram bytes where the front is over those) and of its own ``space``, once there are
     STOP_STARTUP of them. A small net is only measured against nets no bigger than about
-    itself, so the small end of the front is not stopped for losing to big nets. Returns
-    the reason, or None to go on."""
+    itself, so the small end of the front is not stopped for losing to big nets; and a
+    family only against itself, so depthwise nets, which learn slower per second on a CPU
+    and would lose every early comparison, still fill their own front. Returns the reason,
+    or None to go on."""
     held = [records.trial(t) for t in completed]
     peers = [h.val_history[step - 1] for h in held
              if (getattr(h, size) if getattr(h, size) is not None else math.inf) <= STOP_SIMILAR * params
-             and len(h.val_history or ()) >= step]
+             and len(h.val_history or ()) >= step and (space is None or h.space == space)]
     if len(peers) < STOP_STARTUP:
         return None
     median = statistics.median(peers)
@@ -195,5 +198,5 @@ def size_aware_stop(completed: list, step: int, val_acc: float, params: int,
         return None
     at = epochs_done(step)
     return (f"stopped at {at} epochs: val_acc {val_acc:.4f} < {median:.4f}, the median "
-            f"at {at} epochs of {len(peers)} completed trials with <= "
+            f"at {at} epochs of {len(peers)} completed {space + ' ' if space else ''}trials with <= "
             f"{int(STOP_SIMILAR * params):,} {'params' if size == 'params' else 'B of ' + size}")
