@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from provenance import header
 
 # The variant keys and what each sets.
