@@ -289,7 +289,9 @@ class TrainingLoop:
                 torch.cuda.synchronize(self.device)
             seconds = max(time.perf_counter() - self.speed_mark[0], 1e-9)
             speed = (self.steps_done - self.speed_mark[1]) * self.batch / seconds
-            self.train_until = cfg.time_limit - final_images / (EVAL_SPEEDUP * speed)
+            # A net too slow to validate within its limit stops training now; a negative
+            # end would never be reached and the run would train on past its limit.
+            self.train_until = max(cfg.time_limit - final_images / (EVAL_SPEEDUP * speed), 1e-9)
 
     def report_if_due(self, epoch: int, s: int) -> None:
         """Validate (rank 0) at the epoch's report steps, or (timed) at even shares of the

@@ -22,7 +22,7 @@ from nas.data import load
 from nas.model import build
 from nas.search.plan import LONGEST_SLICE, SEARCH_SHARE, SLICES, Plan, trial_seconds
 from nas.schedule import EPOCH_CAP, cycle_at
-from nas.trainer import TrainConfig, train
+from nas.trainer import SPEED_STEPS, WARMUP_STEPS, TrainConfig, train
 
 SPEC = "c16k3-dw32k3s2-dw32k3s2-gap"
 
@@ -56,6 +56,18 @@ def test_a_timed_training_runs_as_many_epochs_as_fit_and_stops_by_its_limit():
                                                 time_reports=0))
     assert blind.val_acc is None and blind.history == [] and blind.epochs > 0
     assert cycle_at(0.0) < 0.05 and cycle_at(0.25) == 1.0 and cycle_at(1.0) == 0.0
+
+
+def test_a_net_too_slow_to_validate_within_its_limit_stops_training_after_its_speed_is_known():
+    # The images it must still score (a test split of a billion) would take longer than its
+    # whole limit: it trains only the steps that measured its speed, then validates.
+    data = load("synthetic")
+    cap = 3
+    slow = train(_net(data), data, TrainConfig(cap, lr=2e-2, batch_size=64, time_limit=600,
+                                               time_reports=2, after_images=10**9))
+    steps_per_epoch = len(data.train_x) // 64
+    assert slow.epochs * steps_per_epoch <= WARMUP_STEPS + SPEED_STEPS + 1 < cap * steps_per_epoch
+    assert slow.val_acc is not None and slow.val_acc == slow.history[-1]
     assert all(cycle_at(p / 100) >= cycle_at((p + 1) / 100) for p in range(25, 100))
 
 
