@@ -90,18 +90,20 @@ def main() -> None:
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--runs-dir", help="keep the study folders here (default: a temporary folder)")
     args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="equal-time-"))
-    logs = Path(args.json).with_suffix("") if args.json else work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    figures = {**header("equal time: nas search --time T against hand designs trained --time T"),
-               "rows": []}
-    for dataset in args.datasets.split(","):
-        for t in args.times.split(","):
-            runs = Path(args.runs_dir) if args.runs_dir else work / "runs"
-            figures["rows"].append(one_row(args, dataset, duration(t), runs, logs))
-            if args.json:  # after each row: a long run stopped half way keeps what it measured
-                Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures, indent=2))
+    # What is not asked to be kept (study folders, logs) goes with the temporary folder.
+    with tempfile.TemporaryDirectory(prefix="equal-time-") as tmp:
+        work = Path(tmp)
+        logs = Path(args.json).with_suffix("") if args.json else work / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        figures = {**header("equal time: nas search --time T against hand designs trained --time T"),
+                   "rows": []}
+        for dataset in args.datasets.split(","):
+            for t in args.times.split(","):
+                runs = Path(args.runs_dir) if args.runs_dir else work / "runs"
+                figures["rows"].append(one_row(args, dataset, duration(t), runs, logs))
+                if args.json:  # after each row: a long run stopped half way keeps what it measured
+                    Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

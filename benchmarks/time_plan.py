@@ -69,44 +69,46 @@ def main() -> None:
     p.add_argument("--json")
     p.add_argument("--runs-dir", help="keep the study folders (and logs) here (default: a temporary folder)")
     args = p.parse_args()
-    work = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="time-plan-"))
-    work.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, text in enumerate(args.variant):
-        variant = parse(text)
-        study = f"v{i}"
-        cmd = [sys.executable, "-c", RUN.format(variant=variant), "search", "--space", args.space,
-               "--budget", args.budget, "--dataset", args.dataset, "--runs-dir", str(work),
-               "--study", study, "--no-progress"] + (["--data-dir", args.data_dir] if args.data_dir else []) \
-            + (["--time", args.time] if args.time else []) \
-            + (["--jobs", variant["jobs"]] if "jobs" in variant else [])
-        started = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.time() - started
-        (work / f"{study}.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            sys.exit(f"variant {text} failed:\n{proc.stderr[-2000:]}")
-        found = sorted((work / study / "final").glob("*.json"))
-        summary = next(line for line in proc.stdout.splitlines() if " trials in study " in line)
-        if not found:  # on a loaded machine a short --time can end before any trial completes
-            rows.append({"variant": variant, "wall": round(wall, 1), "test_acc": None,
-                         "trials": summary.strip(), "log": proc.stdout})
-            if args.json:
+    # Study folders and logs not asked to be kept go with the temporary folder.
+    with tempfile.TemporaryDirectory(prefix="time-plan-") as tmp:
+        work = Path(args.runs_dir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i, text in enumerate(args.variant):
+            variant = parse(text)
+            study = f"v{i}"
+            cmd = [sys.executable, "-c", RUN.format(variant=variant), "search", "--space", args.space,
+                   "--budget", args.budget, "--dataset", args.dataset, "--runs-dir", str(work),
+                   "--study", study, "--no-progress"] + (["--data-dir", args.data_dir] if args.data_dir else []) \
+                + (["--time", args.time] if args.time else []) \
+                + (["--jobs", variant["jobs"]] if "jobs" in variant else [])
+            started = time.time()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            wall = time.time() - started
+            (work / f"{study}.log").write_text(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                sys.exit(f"variant {text} failed:\n{proc.stderr[-2000:]}")
+            found = sorted((work / study / "final").glob("*.json"))
+            summary = next(line for line in proc.stdout.splitlines() if " trials in study " in line)
+            if not found:  # on a loaded machine a short --time can end before any trial completes
+                rows.append({"variant": variant, "wall": round(wall, 1), "test_acc": None,
+                             "trials": summary.strip(), "log": proc.stdout})
+                if args.json:
+                    write(args.json, rows)
+                print(f"{text}: {wall:.0f}s wall, no final training (no trial completed in the "
+                      f"search's time); {summary.strip()}", flush=True)
+                continue
+            final = json.loads(found[0].read_text())
+            row = {"variant": variant, "wall": round(wall, 1), "test_acc": final["test_acc"],
+                   "params": final["params"], "arch": final["arch"], "epochs": final["epochs"],
+                   "final_seconds": final["train_time"], "search_val_acc": final["search_val_acc"],
+                   "trials": summary.strip(), "log": proc.stdout}
+            rows.append(row)
+            if args.json:  # after each variant: a sweep stopped half way keeps what it measured
                 write(args.json, rows)
-            print(f"{text}: {wall:.0f}s wall, no final training (no trial completed in the "
-                  f"search's time); {summary.strip()}", flush=True)
-            continue
-        final = json.loads(found[0].read_text())
-        row = {"variant": variant, "wall": round(wall, 1), "test_acc": final["test_acc"],
-               "params": final["params"], "arch": final["arch"], "epochs": final["epochs"],
-               "final_seconds": final["train_time"], "search_val_acc": final["search_val_acc"],
-               "trials": summary.strip(), "log": proc.stdout}
-        rows.append(row)
-        if args.json:  # after each variant: a sweep stopped half way keeps what it measured
-            write(args.json, rows)
-        print(f"{text}: {wall:.0f}s wall, final test {final['test_acc']:.4f} ({final['params']:,} "
-              f"params, {final['epochs']:g} epochs in {final['train_time']:.0f}s, search val "
-              f"{final['search_val_acc']:.4f}); {summary.strip()}", flush=True)
+            print(f"{text}: {wall:.0f}s wall, final test {final['test_acc']:.4f} ({final['params']:,} "
+                  f"params, {final['epochs']:g} epochs in {final['train_time']:.0f}s, search val "
+                  f"{final['search_val_acc']:.4f}); {summary.strip()}", flush=True)
 
 
 if __name__ == "__main__":

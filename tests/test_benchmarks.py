@@ -48,18 +48,26 @@ def test_quality_benchmark_scores_each_configuration_by_hypervolume(tmp_path):
         assert r["best_test_acc"] == max(r["front"], key=lambda p: p["val_acc"])["test_acc"]
 
 
+def _scratch_env(tmp_path):
+    """The environment with its temporary folder in ``tmp_path/scratch``, to see what is left there."""
+    (tmp_path / "scratch").mkdir()
+    return {**os.environ, "TMPDIR": str(tmp_path / "scratch")}
+
+
 def test_equal_time_benchmark_runs_a_timed_search_against_hand_designs_at_the_same_time(tmp_path):
     figures = tmp_path / "equal.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "equal_time.py"),
                            "--datasets", "synthetic", "--times", "10s", "--budget", "20000",
                            "--baselines", "mnist-gap-8k", "--json", str(figures)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=_scratch_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     row = json.loads(figures.read_text())["rows"][0]
     assert row["search"]["weights"] == "final" and 0 <= row["search"]["test_acc"] <= 1
     assert [b["name"] for b in row["baselines"]] == ["mnist-gap-8k"]
     assert row["baselines"][0]["wall"] > 0 and row["search"]["wall"] > 0
     assert isinstance(row["beats_every_hand_design"], bool)
+    assert not list((tmp_path / "scratch").glob("equal-time-*"))  # its temporary study folders went with it
 
 
 def test_time_plan_benchmark_runs_each_variant_of_the_plan(tmp_path):
@@ -67,11 +75,13 @@ def test_time_plan_benchmark_runs_each_variant_of_the_plan(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "time_plan.py"),
                            "--dataset", "synthetic", "--time", "14s", "--budget", "20000",
                            "--variant", "share=0.4,slices=4,augment=crop", "--json", str(figures)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=_scratch_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(figures.read_text())["rows"]
     assert row["variant"] == {"share": "0.4", "slices": "4", "augment": "crop"}
     assert "each trial 1s" in row["log"] and "augment crop" in row["log"]  # 14 x 0.4 / 4 = 1.4 s
+    assert not list((tmp_path / "scratch").glob("time-plan-*"))  # its temporary study folders went with it
 
 
 def test_train_recipe_benchmark_trains_one_net_once_per_recipe(tmp_path, searched_synthetic):
