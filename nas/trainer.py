@@ -29,7 +29,6 @@ from nas.device import capture_graph
 from nas.schedule import cycle_at, default_batch_size, default_lr, one_cycle, report_steps
 from nas.spread import agree, processes_for, spread
 
-
 PRECISIONS = ("auto", "bf16", "fp32")
 WARMUP_STEPS = 3  # eager steps before capture: they create the optimiser state and warm cuDNN
 
@@ -287,10 +286,9 @@ class TrainingLoop:
                                                if cfg.time_reports else 0)
             if self.on_cuda:
                 torch.cuda.synchronize(self.device)
-            seconds = max(time.perf_counter() - self.speed_mark[0], 1e-9)
-            speed = (self.steps_done - self.speed_mark[1]) * self.batch / seconds
-            # A net too slow to validate within its limit stops training now; a negative
-            # end would never be reached and the run would train on past its limit.
+            t0, k0 = self.speed_mark
+            speed = (self.steps_done - k0) * self.batch / max(time.perf_counter() - t0, 1e-9)
+            # A net too slow to validate in its limit stops now (a negative end is never reached).
             self.train_until = max(cfg.time_limit - final_images / (EVAL_SPEEDUP * speed), 1e-9)
 
     def report_if_due(self, epoch: int, s: int) -> None:

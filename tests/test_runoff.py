@@ -110,9 +110,9 @@ def test_a_planted_runoff_record_is_refused_in_one_line(study, planted):
 
 
 def test_a_long_time_search_ends_in_a_runoff_and_trains_its_winner(tmp_path, run, monkeypatch):
-    """The whole command, with the shortest look scaled down so a 40-second search has one."""
+    """The whole command, with the shortest look scaled down so a 30-second search has one."""
     monkeypatch.setattr(plan, "SHORTEST_LOOK", 1.0)
-    code, out, err = run("search", "--dataset", "synthetic", "--budget", "20000", "--time", "40s",
+    code, out, err = run("search", "--dataset", "synthetic", "--budget", "20000", "--time", "30s",
                          "--runs-dir", tmp_path, "--study", "long", "--no-progress")
     assert code == 0, err
     assert "then a runoff of 3 kinds of net" in out

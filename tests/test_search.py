@@ -425,10 +425,10 @@ def test_conv_layer_ranges_are_met_or_clipped_to_the_budget(tmp_path, run, space
     assert all(searched[0] <= t.user_attrs["conv_layers"] <= searched[1] for t in trials)
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_time_ends_the_search_and_its_final_training_by_then(tmp_path, run, jobs):
+def test_time_ends_the_search_and_its_final_training_by_then_with_two_workers(tmp_path, run):
+    # One worker: tests/test_time.py's timed search.
     code, out, err = run("search", "--dataset", "synthetic", "--space", "cnn", "--budget", BUDGET,
-                         "--limit-train", 300, "--time", "16s", "--jobs", jobs,
+                         "--limit-train", 300, "--time", "16s", "--jobs", 2,
                          "--runs-dir", tmp_path, "--study", "t", "--no-progress")
     assert code == 0, err
     study = load(tmp_path / "t")
