@@ -7,8 +7,9 @@ each time, scored on the test split.
         --json benchmarks/results/spread-cpu-DATE-fer-25k.json
     python benchmarks/spread.py STUDY --trial N --time 5m --modes one,spread   # force it
 
-Modes: ``one`` (never spread), ``auto`` (the tool's default), ``spread`` (always, where the
-batch allows).
+Modes: ``one`` (never spread: one process, all its threads), ``thread`` (one process, one
+thread: what the spread's second core is to beat), ``auto`` (the tool's default), ``spread``
+(always, where the batch allows).
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from pathlib import Path
 
 from provenance import header
 
-# nas.spread's thresholds each mode sets (auto: none, the tool's own).
+# nas.spread's thresholds each mode sets (auto: none, the tool's own); "threads": torch's.
 MODES = {"one": {"SPREAD_BELOW": 0.0},
+         "thread": {"SPREAD_BELOW": 0.0, "threads": 1},
          "auto": {},
          "spread": {"SPREAD_BELOW": math.inf, "SHORTEST_STEP": 0.0, "SHORTEST": 0.0}}
 RUN = """
-import sys, nas.spread
+import sys, torch, nas.spread
 from nas.cli import main
-for name, value in {settings!r}.items():
+settings = {settings!r}
+if "threads" in settings:
+    torch.set_num_threads(int(settings.pop("threads")))
+for name, value in settings.items():
     setattr(nas.spread, name, float(value))
 sys.exit(main(sys.argv[1:]))
 """

@@ -118,14 +118,15 @@ def test_spread_benchmark_trains_one_net_in_one_process_and_spread(tmp_path, sea
     figures = tmp_path / "spread.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "spread.py"), str(study_dir),
                            "--trial", str(trial), "--time", "60s", "--train-args", "--epochs 2",
-                           "--modes", "one,spread", "--json", str(figures)],
+                           "--modes", "one,thread,spread", "--json", str(figures)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(figures.read_text())["rows"]
-    assert [(r["mode"], r["processes"], r["epochs"]) for r in rows] == [("one", 1, 2), ("spread", 2, 2)]
+    assert [(r["mode"], r["processes"], r["epochs"]) for r in rows] == [
+        ("one", 1, 2), ("thread", 1, 2), ("spread", 2, 2)]
     assert all(0 <= r["test_acc"] <= 1 for r in rows)
     sidecars = [json.loads(p.read_text()) for p in sorted((study_dir / "retrained").glob("*.json"))]
-    assert sorted(s["processes"] for s in sidecars) == [1, 2]
+    assert sorted(s["processes"] for s in sidecars) == [1, 1, 2]
 
 
 def test_study_trials_lists_every_sampled_trial_best_first(tmp_path, searched_synthetic):
