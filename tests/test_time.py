@@ -100,13 +100,14 @@ def _search(runs, seconds: int) -> list[str]:
 
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+TIMED = 24  # seconds of the module's timed search
 
 
 @pytest.fixture(scope="module")
 def timed_search(tmp_path_factory):
-    """One real 30-second --time search: (its runs folder, the finished process)."""
+    """One real --time search of TIMED seconds: (its runs folder, the finished process)."""
     runs = tmp_path_factory.mktemp("timed") / "runs"
-    return runs, subprocess.run(_search(runs, 30), capture_output=True, text=True, env=ENV)
+    return runs, subprocess.run(_search(runs, TIMED), capture_output=True, text=True, env=ENV)
 
 
 def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_search, run):
@@ -120,11 +121,11 @@ def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_sea
     # loaded machine the last trial may run into the end of the search: it is then marked
     # interrupted and its parameters queued, a queued trial that never ran.)
     ran = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
-    assert {t.user_attrs["time_slice"] for t in ran} == {round(trial_seconds(30), 2)}
+    assert {t.user_attrs["time_slice"] for t in ran} == {round(trial_seconds(TIMED), 2)}
     assert not any(t.state == optuna.trial.TrialState.FAIL for t in ran)
     front = json.loads((study_dir / "pareto.json").read_text())
     assert front and {r["trial"] for r in front} <= {t.number for t in completed_trials(study)}
-    assert 0 < held["train_time"] <= 30 * (1 - SEARCH_SHARE)
+    assert 0 < held["train_time"] <= TIMED * (1 - SEARCH_SHARE)
     assert held["trial"] == pick_trial(study, None).number  # the search's best
     assert final.summary(held) in proc.stdout
     assert "next: nas export" in proc.stdout
@@ -143,7 +144,7 @@ def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_sea
     assert code == 0 and final.summary(held) in out, err
 
     trials = len(study.trials)  # the same command again: done, nothing runs
-    again = subprocess.run(_search(runs, 30), capture_output=True, text=True, env=ENV)
+    again = subprocess.run(_search(runs, TIMED), capture_output=True, text=True, env=ENV)
     assert again.returncode == 0 and "nothing to run" in again.stdout, again.stderr
     assert len(load_study(study_dir).trials) == trials
 
