@@ -121,6 +121,15 @@ def test_the_helper_ends_with_its_parent(how):
     before = _leftovers()
     proc = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        _stop_and_check(proc, how, before)
+    finally:  # a failed check must not leave a training running under the tests after it
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _stop_and_check(proc, how, before):
     line = proc.stdout.readline().split()
     assert line and line[0] == "helpers", proc.stderr.read()
     helpers = [int(pid) for pid in line[1:]]
