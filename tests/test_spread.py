@@ -119,8 +119,11 @@ def test_the_helper_ends_with_its_parent(how):
     """Killed with -9, the parent cannot stop its helper: the helper notices and ends.
     Interrupted, the parent stops its helper on the way out."""
     before = _leftovers()
+    # As from a shell: Ctrl-C at its default, though an in-process search's worker code
+    # earlier in this pytest process may have left it ignored (children inherit that).
     proc = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+                            stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _stop_and_check(proc, how, before)
     finally:  # a failed check must not leave a training running under the tests after it
