@@ -26,7 +26,7 @@ from nas.weights import load_trained
 from nas.budget import count_params
 from nas.exported import sidecar_path
 from nas.errors import UsageError, check_choice
-from nas.model import Normalized
+from nas.model import TTA, Normalized
 from nas.progress import step
 
 # The file suffix of each format, its name in messages, and the max abs difference of the
@@ -38,15 +38,17 @@ CHECK_IMAGES = 256
 
 def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.FrozenTrial,
            out: str | Path | None = None, data=None, weights: str | Path | None = None,
-           format: str = "torchscript", force: bool = False) -> tuple[Path, dict]:
+           format: str = "torchscript", force: bool = False, tta: str = "none"
+           ) -> tuple[Path, dict]:
     """Write ``out`` (.pt, or .onnx with format="onnx") and its .json sidecar; returns the
     model's path and the sidecar's content.
 
     ``data`` (a ``nas.data.Data``) supplies real validation images for the equality check
     and test images for the test accuracy; without it the check uses random images and
-    test_acc is null.
+    test_acc is null. ``tta="flip"`` builds the mirror average into the file (nas.model.TTA).
     """
     check_choice("format", format, FORMATS)
+    check_choice("tta", tta, TTA)
     suffix, label, _ = FORMATS[format]
     study_dir = Path(study_dir)
     out = output_path(study_dir, trial, out, weights, suffix, f"--format {format}", force)
@@ -54,17 +56,19 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     runtime.check_installed()
     spec, net = load_trained(study_dir, trial, weights, study)
     kind = weights_kind(study_dir, trial, weights)
+    if tta == "flip":
+        check_mirrored(study, weights)
     # A final training trained on the validation split too: it has no validation accuracy.
     val_acc = weights_val_acc(Path(weights)) if kind == "retrained" else None
     val_acc = trial_val_acc(trial) if val_acc is None and kind != "final" else val_acc
     info = records.study(study).data
-    eager = Normalized(net, info.mean, info.std).eval()
+    eager = Normalized(net, info.mean, info.std, tta).eval()
     with checked_pair(out) as (model_tmp, keep):
         images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
                   else "random images")
         with step(f"writing the {label} file and checking it on {images}"):
             meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
-        meta.update({"model": out.name, "val_acc": val_acc, "weights_kind": kind,
+        meta.update({"tta": tta, "macs": meta["macs"] and meta["macs"] * TTA[tta],"model": out.name, "val_acc": val_acc, "weights_kind": kind,
                      "search_val_acc": trial_val_acc(trial),
                      "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve())})
         keep(meta)
@@ -123,6 +127,32 @@ def weights_kind(study_dir: Path, trial, weights: str | Path | None) -> str:
         return "search"
     final = final_path(study_dir, trial.number)
     return "final" if final.is_file() and Path(weights).resolve() == final.resolve() else "retrained"
+
+
+def check_mirrored(study: optuna.Study, weights: str | Path | None) -> None:
+    """--tta flip fits only weights trained on mirrored images: a mirrored digit is another
+    symbol, and a net never shown mirrors scores worse on them."""
+    from nas import datasets
+
+    held = records.study(study)
+    if weights is None:  # the search's own trainings
+        augment = held.augment or datasets.FORMATS[datasets.split_name(held.data.name)[0]].augment
+    else:
+        augment = _beside(Path(weights), "augment")
+    if not isinstance(augment, str) or "flip" not in augment.split("-"):
+        said = f"augmentation {augment}" if isinstance(augment, str) else "no record of its augmentation"
+        raise UsageError(f"--tta flip averages over mirrored images, but these weights were trained "
+                         f"with {said}; valid: --tta none, or weights trained with a flip "
+                         f"augmentation (e.g. nas train --augment flip-affine)")
+
+
+def _beside(weights: Path, key: str):
+    """A figure nas train or a final training keeps beside its weights (.json); None if absent."""
+    figures = weights.with_suffix(".json")
+    try:
+        return json.loads(figures.read_text()).get(key) if figures.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def weights_val_acc(weights: Path) -> float | None:

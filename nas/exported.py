@@ -15,7 +15,7 @@ from nas import files
 from nas.arch import ArchSpec, SpecError
 from nas.budget import count_params
 from nas.errors import UsageError, check_input_shape
-from nas.model import Normalized, build, shape_difference, state_shapes
+from nas.model import TTA, Normalized, build, shape_difference, state_shapes
 from nas.scripted import load_tensors, read_tensors
 
 
@@ -49,12 +49,15 @@ def read_sidecar(model: Path) -> tuple[dict, ArchSpec] | None:
             or meta.get("params") != count_params(spec)):
         raise UsageError(f"{sidecar}: its input shape, classes, normalisation or params do not "
                          f"agree with its architecture; export again")
+    if meta.get("tta", "none") not in TTA:  # files exported before --tta have none
+        raise UsageError(f"{sidecar}: unknown tta {meta.get('tta')!r} (valid: {', '.join(TTA)}); "
+                         f"export again")
     return meta, spec
 
 
 def _normalized(spec: ArchSpec, meta: dict) -> torch.nn.Module:
     norm = meta["normalization"]
-    return Normalized(build(spec), norm["mean"], norm["std"])
+    return Normalized(build(spec), norm["mean"], norm["std"], meta.get("tta", "none"))
 
 
 def check_tensors(model: Path, spec: ArchSpec, meta: dict) -> int:

@@ -166,17 +166,29 @@ def build(spec: ArchSpec) -> Net:
     return Net(spec)
 
 
-class Normalized(nn.Module):
-    """Takes float images in [0, 1], shaped (N, C, H, W); applies the dataset's normalisation."""
+# Test-time augmentation of an exported model: "flip" averages the logits of each image and
+# its mirror (two passes, twice the MACs, no more params); only for nets trained on mirrored
+# images (nas.datasets.mirrors).
+TTA = {"none": 1, "flip": 2}  # each choice: the net's passes per image
 
-    def __init__(self, net: nn.Module, mean, std):
+
+class Normalized(nn.Module):
+    """Takes float images in [0, 1], shaped (N, C, H, W); applies the dataset's normalisation
+    and, with ``tta="flip"``, averages the net's logits over the image and its mirror."""
+
+    def __init__(self, net: nn.Module, mean, std, tta: str = "none"):
         super().__init__()
         self.net = net
+        self.flip_average = tta == "flip"
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x):
-        return self.net((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        logits = self.net(x)
+        if self.flip_average:
+            logits = (logits + self.net(x.flip(-1))) / 2
+        return logits
 
 
 def state_shapes(make_model) -> dict[str, tuple[int, ...]]:

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import onnxruntime
-from conftest import copy_study, writable_study
+from conftest import REPO, copy_study, writable_study
 import pytest
 import torch
 
@@ -18,6 +18,7 @@ from nas.data import load_recorded
 from nas.storage import load_study
 from nas.trials import completed_trials
 from nas.weights import load_trained
+from nas.exported import load_model
 from nas.model import Normalized
 
 
@@ -90,3 +91,61 @@ def test_onnx_without_onnxruntime_installed_says_what_to_install(study_dir, tmp_
     assert proc.stderr.startswith("nas: error: --format onnx needs the package onnxruntime")
     assert "pip install onnx onnxscript onnxruntime" in proc.stderr and proc.stderr.count("\n") == 1
     assert not list(tmp_path.glob("*m.onnx*"))
+
+
+def test_tta_flip_builds_the_mirror_average_into_the_file_for_mirror_trained_weights(study_dir, run, tmp_path):
+    study = load_study(study_dir)
+    best = study.best_trial.number
+    # The search trained on synthetic images without flips: a mirror average is refused.
+    code, _, err = run("export", study_dir, "--best", "--tta", "flip", "--out", tmp_path / "s.pt")
+    assert code == 2 and err.count("\n") == 1
+    assert "trained with augmentation none; valid: --tta none" in err
+    assert not list(tmp_path.glob("s.*"))
+    code, _, err = run("export", study_dir, "--best", "--tta", "flip", "--int8")
+    assert code == 2 and "--tta flip is for fp32 exports" in err and err.count("\n") == 1
+
+    assert run("train", study_dir, "--trial", best, "--epochs", 1, "--augment", "flip-crop")[0] == 0
+    (weights,) = (study_dir / "retrained").glob("*.pt")
+    data = load_recorded(records.study(study).data)
+    _, net = load_trained(study_dir, study.best_trial, weights)
+    plain_out, flip_out = tmp_path / "plain.pt", tmp_path / "flip.pt"
+    for out, tta in ((plain_out, "none"), (flip_out, "flip")):
+        code, out_text, err = run("export", study_dir, "--trial", best, "--weights", weights,
+                                  "--tta", tta, "--out", out)
+        assert code == 0, err
+    assert "averaged with its mirror (--tta flip)" in out_text
+    plain, flip = (json.loads(p.with_suffix(".json").read_text()) for p in (plain_out, flip_out))
+    assert (plain["tta"], flip["tta"]) == ("none", "flip")
+    assert flip["macs"] == 2 * plain["macs"] and flip["params"] == plain["params"]
+
+    # The file alone (torch.jit.load), and the module nas rebuilds from its sidecar, both
+    # compute the mean of the net's logits on each image and its mirror.
+    eager = Normalized(net, flip["normalization"]["mean"], flip["normalization"]["std"]).eval()
+    images = data.test_x.float() / 255
+    with torch.no_grad():
+        expected = (eager(images) + eager(images.flip(-1))) / 2
+        scripted = torch.jit.load(str(flip_out)).eval()(images)
+        _, _, rebuilt = load_model(flip_out)
+        assert (scripted - expected).abs().max() <= 1e-5
+        assert (rebuilt(images) - expected).abs().max() <= 1e-5
+        assert (eager(images) - expected).abs().max() > 1e-3  # the mirror changed something
+    assert flip["test_acc"] == pytest.approx((expected.argmax(1) == data.test_y).float().mean().item())
+
+    # ONNX holds the same average; a sidecar naming an unknown tta is refused.
+    assert run("export", study_dir, "--trial", best, "--weights", weights, "--tta", "flip",
+               "--format", "onnx", "--out", tmp_path / "flip.onnx")[0] == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "flip.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"images": images.numpy()})[0] - expected.numpy()).max() <= 1e-4
+    flip["tta"] = "rotate"
+    flip_out.with_suffix(".json").write_text(json.dumps(flip))
+    code, _, err = run("count", flip_out)
+    assert code == 2 and "unknown tta 'rotate'" in err and err.count("\n") == 1
+
+    # benchmarks/tta.py measures the same two exports.
+    figures = tmp_path / "tta.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "tta.py"), str(weights),
+                           "--json", str(figures)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(figures.read_text())["rows"]
+    assert (row["test_none"], row["test_flip"]) == (plain["test_acc"], flip["test_acc"])
+    assert row["macs_flip"] == 2 * row["macs_none"] and 0 <= row["val_flip"] <= 1

@@ -21,6 +21,9 @@ def add(p) -> None:
                    "onnx a QDQ .onnx run in onnxruntime ([onnx] extra)")
     p.add_argument("--max-drop", type=float, default=MAX_DROP, help=f"--int8: the largest fall "
                    f"in test accuracy from fp32 to int8 to keep the file (default {MAX_DROP})")
+    p.add_argument("--tta", default="none", help="none (default) | flip: the file averages the "
+                   "net's outputs on each image and its mirror (twice the MACs, the same params); "
+                   "only for weights trained with a flip augmentation, e.g. faces")
     p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt, .onnx, "
                                  "-int8.tflite or -int8.onnx)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
@@ -46,15 +49,19 @@ def run(args) -> int:
     if args.best and args.weights is None and (trained := final.done(study, args.study_dir)):
         trial, weights = trained  # a --time search's delivered model
     if args.int8:
+        if args.tta != "none":
+            raise UsageError(f"--tta {args.tta} is for fp32 exports; an --int8 file runs one pass "
+                             f"per image (valid with --int8: --tta none)")
         return run_int8(args, study, trial, weights)
     format = args.format or "torchscript"
     out, meta = export(args.study_dir, study, trial, args.out, load_recorded(records.study(study).data, args.data_dir),
-                       weights, format, args.force)
+                       weights, format, args.force, args.tta)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
     val = (f"val_acc {meta['val_acc']:.4f}" if meta["val_acc"] is not None
            else f"trained on every training image, search val_acc {meta['search_val_acc']:.4f}")
+    tta = ", averaged with its mirror (--tta flip)" if args.tta == "flip" else ""
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
-          f"{meta['weights_kind']} weights, {val}, test_acc {test}) to {out} and {sidecar_path(out)}")
+          f"{meta['weights_kind']} weights, {val}, test_acc {test}{tta}) to {out} and {sidecar_path(out)}")
     runtime = "onnxruntime runs" if format == "onnx" else "torch.jit.load reloads"
     print(f"{FORMATS[format][1]} check: {runtime} it to the eager model's outputs on "
           f"{meta['checked_on']} (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
