@@ -73,13 +73,13 @@ def test_a_net_too_slow_to_validate_within_its_limit_stops_training_after_its_sp
 
 def test_nas_train_and_baseline_fit_their_epochs_to_a_time(tmp_path, run, searched_synthetic):
     study_dir = copy_study(searched_synthetic("mobilenet", 2, 1)[0], tmp_path / "syn")
-    code, out, err = run("train", study_dir, "--best", "--time", "12s")
+    code, out, err = run("train", study_dir, "--best", "--time", "8s")
     assert code == 0, err
-    assert "as many epochs as fit in --time 12s" in out
+    assert "as many epochs as fit in --time 8s" in out
     assert [line.split()[1] for line in out.splitlines() if line.startswith("  report ")] == \
         [f"{k}/5" for k in range(1, 6)]
     figures = json.loads(next((study_dir / "retrained").glob("trial-*.json")).read_text())
-    assert figures["time_limit"] == 12 and 0 < figures["epochs"] and figures["train_time"] < 12
+    assert figures["time_limit"] == 8 and 0 < figures["epochs"] and figures["train_time"] < 8
 
     for _ in range(2):  # the same --time again replaces its row; a counted run is another row
         code, out, err = run("baseline", "mnist-gap-8k", study_dir, "--time", "6s")
