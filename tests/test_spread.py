@@ -119,8 +119,8 @@ def test_the_helper_ends_with_its_parent(how):
     """Killed with -9, the parent cannot stop its helper: the helper notices and ends.
     Interrupted, the parent stops its helper on the way out."""
     before = _leftovers()
-    # As from a shell: Ctrl-C at its default, though an in-process search's worker code
-    # earlier in this pytest process may have left it ignored (children inherit that).
+    # As from a shell: Ctrl-C at its default, though pytest itself may have started with it
+    # ignored (a background job of a non-interactive shell does), and children inherit that.
     proc = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
