@@ -136,6 +136,8 @@ def test_tta_flip_builds_the_mirror_average_into_the_file_for_mirror_trained_wei
                "--format", "onnx", "--out", tmp_path / "flip.onnx")[0] == 0
     session = onnxruntime.InferenceSession(str(tmp_path / "flip.onnx"), providers=["CPUExecutionProvider"])
     assert np.abs(session.run(None, {"images": images.numpy()})[0] - expected.numpy()).max() <= 1e-4
+    code, out_text, _ = run("count", flip_out)  # per layer one pass; the file's total both
+    assert code == 0 and f"(--tta flip): {flip['macs']:,} MACs per image in all" in out_text
     flip["tta"] = "rotate"
     flip_out.with_suffix(".json").write_text(json.dumps(flip))
     code, _, err = run("count", flip_out)

@@ -73,13 +73,13 @@ def test_a_net_too_slow_to_validate_within_its_limit_stops_training_after_its_sp
 
 def test_nas_train_and_baseline_fit_their_epochs_to_a_time(tmp_path, run, searched_synthetic):
     study_dir = copy_study(searched_synthetic("mobilenet", 2, 1)[0], tmp_path / "syn")
-    code, out, err = run("train", study_dir, "--best", "--time", "8s")
+    code, out, err = run("train", study_dir, "--best", "--time", "12s")
     assert code == 0, err
-    assert "as many epochs as fit in --time 8s" in out
+    assert "as many epochs as fit in --time 12s" in out
     assert [line.split()[1] for line in out.splitlines() if line.startswith("  report ")] == \
         [f"{k}/5" for k in range(1, 6)]
     figures = json.loads(next((study_dir / "retrained").glob("trial-*.json")).read_text())
-    assert figures["time_limit"] == 8 and 0 < figures["epochs"] and figures["train_time"] < 8
+    assert figures["time_limit"] == 12 and 0 < figures["epochs"] and figures["train_time"] < 12
 
     for _ in range(2):  # the same --time again replaces its row; a counted run is another row
         code, out, err = run("baseline", "mnist-gap-8k", study_dir, "--time", "6s")
@@ -122,7 +122,9 @@ def test_a_time_search_ends_by_its_time_with_final_weights_that_export(timed_sea
     # interrupted and its parameters queued, a queued trial that never ran.)
     ran = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
     assert {t.user_attrs["time_slice"] for t in ran} == {round(trial_seconds(TIMED), 2)}
-    assert not any(t.state == optuna.trial.TrialState.FAIL for t in ran)
+    # No trial failed of its own fault; one the end of the search stopped is failed too,
+    # marked interrupted (its parameters queued).
+    assert all(records.trial(t).interrupted for t in ran if t.state == optuna.trial.TrialState.FAIL)
     front = json.loads((study_dir / "pareto.json").read_text())
     assert front and {r["trial"] for r in front} <= {t.number for t in completed_trials(study)}
     assert 0 < held["train_time"] <= TIMED * (1 - SEARCH_SHARE)
