@@ -187,12 +187,13 @@ def _count_export(path: Path, found) -> Count:
     weights are not the parameters one to one, batch norm being folded into the convs); a
     TorchScript file's tensors are checked against that spec, read as data."""
     from nas.exported import check_tensors, sidecar_path
+    from nas.model import TTA
 
     meta, spec = found
     result = _count_spec(spec.to_string(), (spec.in_channels, spec.height, spec.width), spec.num_classes)
     if meta.get("tta") == "flip" and result.macs is not None:  # the rows are one pass of two
         result = replace(result, what=f"{result.what}; the file runs it on each image and its mirror "
-                                      f"(--tta flip): {2 * result.macs:,} MACs per image in all")
+                                      f"(--tta flip): {TTA['flip'] * result.macs:,} MACs per image in all")
     if path.suffix in (".onnx", ".tflite"):  # weights not the parameters one to one (folded, int8)
         kind = "ONNX" if path.suffix == ".onnx" else "int8 TFLite"
         return replace(result, what=f"{kind} {path} ({result.what}, from {sidecar_path(path).name})")

@@ -68,7 +68,8 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
                   else "random images")
         with step(f"writing the {label} file and checking it on {images}"):
             meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
-        meta.update({"tta": tta, "macs": meta["macs"] and meta["macs"] * TTA[tta],"model": out.name, "val_acc": val_acc, "weights_kind": kind,
+        meta.update({"model": out.name, "tta": tta, "val_acc": val_acc, "weights_kind": kind,
+                     "macs": meta["macs"] and meta["macs"] * TTA[tta],  # every pass per image
                      "search_val_acc": trial_val_acc(trial),
                      "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve())})
         keep(meta)

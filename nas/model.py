@@ -168,7 +168,7 @@ def build(spec: ArchSpec) -> Net:
 
 # Test-time augmentation of an exported model: "flip" averages the logits of each image and
 # its mirror (two passes, twice the MACs, no more params); only for nets trained on mirrored
-# images (nas.datasets.mirrors).
+# images (nas.export.check_mirrored).
 TTA = {"none": 1, "flip": 2}  # each choice: the net's passes per image
 
 
