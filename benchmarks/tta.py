@@ -57,9 +57,9 @@ def main() -> None:
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
                     sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-                spec, meta, model = load_model(out)
+                meta, model = load_model(out)
                 trained_on_val = meta["weights_kind"] == "final"
-                row.update({"arch": spec.to_string(), "params": meta["params"],
+                row.update({"arch": meta["arch"], "params": meta["params"],
                             f"macs_{tta}": meta["macs"], f"test_{tta}": meta["test_acc"],
                             f"val_{tta}": None if trained_on_val
                             else round(accuracy(model, data.val_x, data.val_y), 4)})

@@ -183,21 +183,35 @@ def not_counted(model) -> tuple[str, ...]:
 
 
 def _count_export(path: Path, found) -> Count:
-    """A file nas export wrote: counted from the spec its sidecar names (the ONNX graph's
+    """A file nas export wrote: counted from the specs its sidecar names (the ONNX graph's
     weights are not the parameters one to one, batch norm being folded into the convs); a
-    TorchScript file's tensors are checked against that spec, read as data."""
-    from nas.exported import check_tensors, sidecar_path
+    TorchScript file's tensors are checked against those specs, read as data. An ensemble's
+    rows are its members' in turn; its MACs, every pass of every member."""
+    from nas.exported import check_tensors, members, sidecar_path
     from nas.model import TTA
 
-    meta, spec = found
-    result = _count_spec(spec.to_string(), (spec.in_channels, spec.height, spec.width), spec.num_classes)
-    if meta.get("tta") == "flip" and result.macs is not None:  # the rows are one pass of two
-        result = replace(result, what=f"{result.what}; the file runs it on each image and its mirror "
-                                      f"(--tta flip): {TTA['flip'] * result.macs:,} MACs per image in all")
+    meta, specs = found
+    counts = [_count_spec(spec.to_string(), (spec.in_channels, spec.height, spec.width),
+                          spec.num_classes) for spec in specs]
+    passes = [TTA[part.get("tta", "none")] for part in members(meta)]
+    if len(counts) == 1:
+        result = counts[0]
+    else:
+        result = Count(f"ensemble of {len(counts)} nets, their logits averaged: "
+                       + " + ".join(c.what for c in counts), counts[0].input_shape,
+                       [replace(r, name=f"member{i}.{r.name}") for i, c in enumerate(counts) for r in c.rows],
+                       sum(c.params for c in counts), sum(c.macs for c in counts))
+    if len(counts) > 1 or passes != [1]:  # the rows are one pass of each net
+        how = ("it on each image and its mirror (--tta flip)" if len(counts) == 1 else
+               f"{sum(passes)} passes per image over its {len(counts)} nets"
+               + (" (--tta flip: a net on each image and its mirror)" if max(passes) > 1 else ""))
+        total = sum(n * c.macs for n, c in zip(passes, counts))
+        result = replace(result, what=f"{result.what}; the file runs {how}: {total:,} MACs per "
+                                      f"image in all")
     if path.suffix in (".onnx", ".tflite"):  # weights not the parameters one to one (folded, int8)
         kind = "ONNX" if path.suffix == ".onnx" else "int8 TFLite"
         return replace(result, what=f"{kind} {path} ({result.what}, from {sidecar_path(path).name})")
-    tensors = check_tensors(path, spec, meta)
+    tensors = check_tensors(path, specs, meta)
     return replace(result, what=f"TorchScript {path} ({result.what}, from {sidecar_path(path).name}; "
                                 f"its {tensors} tensors match it)")
 

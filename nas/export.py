@@ -26,7 +26,7 @@ from nas.weights import load_trained
 from nas.budget import count_params
 from nas.exported import sidecar_path
 from nas.errors import UsageError, check_choice
-from nas.model import TTA, Normalized
+from nas.model import TTA, Averaged, Normalized
 from nas.progress import step
 
 # The file suffix of each format, its name in messages, and the max abs difference of the
@@ -38,7 +38,8 @@ CHECK_IMAGES = 256
 
 def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.FrozenTrial,
            out: str | Path | None = None, data=None, weights: str | Path | None = None,
-           format: str = "torchscript", force: bool = False, tta: str = "none"
+           format: str = "torchscript", force: bool = False, tta: str = "none",
+           others: list[tuple[Path, optuna.Study, optuna.trial.FrozenTrial, str | Path | None]] = ()
            ) -> tuple[Path, dict]:
     """Write ``out`` (.pt, or .onnx with format="onnx") and its .json sidecar; returns the
     model's path and the sidecar's content.
@@ -46,14 +47,52 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     ``data`` (a ``nas.data.Data``) supplies real validation images for the equality check
     and test images for the test accuracy; without it the check uses random images and
     test_acc is null. ``tta="flip"`` builds the mirror average into the file (nas.model.TTA).
+    ``others``: more trained nets, each (study folder, study, trial, weights), of studies of
+    the same dataset: the file is then their ensemble with this one, the mean of their
+    logits (nas.model.Averaged), and its sidecar lists each net as ``members``.
     """
     check_choice("format", format, FORMATS)
     check_choice("tta", tta, TTA)
     suffix, label, _ = FORMATS[format]
     study_dir = Path(study_dir)
-    out = output_path(study_dir, trial, out, weights, suffix, f"--format {format}", force)
+    tag = f"-ensemble{1 + len(others)}" if others else ""
+    out = output_path(study_dir, trial, out, weights, suffix, f"--format {format}", force, tag)
     runtime = WRITERS[format]  # before any file: a missing onnxruntime is said first
     runtime.check_installed()
+    info = records.study(study).data
+    for other_dir, other, _, _ in others:
+        held = records.study(other).data
+        if (held.name, held.input_shape, held.classes) != (info.name, info.input_shape, info.classes):
+            raise UsageError(f"--with {str(other_dir)!r}: its study was searched on {held.name} "
+                             f"{held.input_shape}, not {info.name} {info.input_shape}; an ensemble's "
+                             f"nets classify the same images into the same classes")
+    nets, parts = zip(*(_member(*pick, tta) for pick in [(study_dir, study, trial, weights), *others]))
+    eager = nets[0] if len(nets) == 1 else Averaged(list(nets))
+    what = f"trial {trial.number}" if len(nets) == 1 else f"the ensemble of {len(nets)} nets"
+    with checked_pair(out) as (model_tmp, keep):
+        images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
+                  else "random images")
+        with step(f"writing the {label} file and checking it on {images}"):
+            meta = _write_checked(model_tmp, eager.eval(), format, sum(p["params"] for p in parts),
+                                  info, data, what)
+        if len(nets) == 1:
+            meta.update(parts[0])
+        else:
+            meta.update({"arch": " + ".join(p["arch"] for p in parts),
+                         "macs": None if None in (p["macs"] for p in parts) else sum(p["macs"] for p in parts),
+                         "members": [{**part, "test_acc": _accuracy(net, data)}
+                                     for net, part in zip(nets, parts)]})
+        meta["model"] = out.name
+        keep(meta)
+    return out, meta
+
+
+def _member(study_dir: Path, study: optuna.Study, trial, weights, tta: str
+            ) -> tuple[torch.nn.Module, dict]:
+    """One trained net of an export, taking [0, 1] images, with its part of the sidecar. It
+    holds exactly the params the search counted and stored for its trial, within its
+    study's budget: checked before any file is written (writing an ONNX file takes seconds)."""
+    study_dir = Path(study_dir)
     spec, net = load_trained(study_dir, trial, weights, study)
     kind = weights_kind(study_dir, trial, weights)
     if tta == "flip":
@@ -61,19 +100,20 @@ def export(study_dir: str | Path, study: optuna.Study, trial: optuna.trial.Froze
     # A final training trained on the validation split too: it has no validation accuracy.
     val_acc = weights_val_acc(Path(weights)) if kind == "retrained" else None
     val_acc = trial_val_acc(trial) if val_acc is None and kind != "final" else val_acc
-    info = records.study(study).data
-    eager = Normalized(net, info.mean, info.std, tta).eval()
-    with checked_pair(out) as (model_tmp, keep):
-        images = (f"{min(CHECK_IMAGES, len(data.val_x)):,} validation images" if data is not None
-                  else "random images")
-        with step(f"writing the {label} file and checking it on {images}"):
-            meta = _write_checked(model_tmp, eager, format, spec, trial, study, data)
-        meta.update({"model": out.name, "tta": tta, "val_acc": val_acc, "weights_kind": kind,
-                     "macs": meta["macs"] and meta["macs"] * TTA[tta],  # every pass per image
-                     "search_val_acc": trial_val_acc(trial),
-                     "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve())})
-        keep(meta)
-    return out, meta
+    params, held, info = count_params(spec), records.trial(trial), records.study(study)
+    counts = [("the model's parameter count", sum(p.numel() for p in net.parameters())),
+              ("the trial's stored count", held.params)]
+    _refuse_if(f"trial {trial.number}", _count_problems(counts, params)
+               + ([f"{params:,} params is over the study's budget of {info.budget:,}"]
+                  if info.budget is not None and params > info.budget else []))
+    part = {"study": study.study_name, "trial": trial.number, "space": held.space,
+            "arch": held.arch_str, "arch_spec": held.arch, "params": params,
+            "macs": held.macs and held.macs * TTA[tta],  # every pass per image
+            "tta": tta, "normalization": {"mean": list(info.data.mean), "std": list(info.data.std)},
+            "budget": info.budget, "val_acc": val_acc, "search_val_acc": trial_val_acc(trial),
+            "weights_kind": kind,
+            "weights": str(Path(weights or weights_path(study_dir, trial.number)).resolve())}
+    return Normalized(net, info.data.mean, info.data.std, tta).eval(), part
 
 
 @contextlib.contextmanager
@@ -248,67 +288,46 @@ def _count_problems(counts: list[tuple[str, int | None]], params: int) -> list[s
             for what, value in counts if value is not None and value != params]
 
 
-def _refuse_if(trial, problems: list[str]) -> None:
+def _refuse_if(what: str, problems: list[str]) -> None:
     if problems:
-        raise RuntimeError(f"trial {trial.number} not exported: " + "; ".join(problems))
+        raise RuntimeError(f"{what} not exported: " + "; ".join(problems))
 
 
-def _write_checked(path: Path, eager: torch.nn.Module, format: str, spec, trial, study,
-                   data) -> dict:
-    """Write ``eager`` to ``path`` in ``format``, load it back and check it; the sidecar's
-    content."""
-    params = count_params(spec)
-    info, held = records.study(study).data, records.trial(trial)
+@torch.no_grad()
+def _accuracy(model, data) -> float | None:
+    """``model``'s accuracy on the test split; None without data."""
+    if data is None:
+        return None
+    correct = sum((model(data.test_x[i:i + 1000].float() / 255).argmax(1)
+                   == data.test_y[i:i + 1000]).sum().item() for i in range(0, len(data.test_x), 1000))
+    return correct / len(data.test_x)
+
+
+def _write_checked(path: Path, eager: torch.nn.Module, format: str, params: int, info, data,
+                   what: str) -> dict:
+    """Write ``eager`` (``params`` params, taking ``info``'s images) to ``path`` in
+    ``format``, load it back and check it: the sidecar's part on the file."""
     if data is not None:
         sample = data.val_x[:CHECK_IMAGES].float() / 255
     else:
-        shape = (spec.in_channels, spec.height, spec.width)
-        sample = torch.rand(64, *shape, generator=torch.Generator().manual_seed(0))
-    # Every export is checked: the model holds exactly the params the search counted and
-    # stored for this trial, within the study's budget (checked first: writing an ONNX file
-    # takes seconds), and the file computes what the eager model does.
-    budget = records.study(study).budget
-    counts = [("the model's parameter count", sum(p.numel() for p in eager.parameters())),
-              ("the trial's stored count", held.params)]
-    _refuse_if(trial, _count_problems(counts, params)
-               + ([f"{params:,} params is over the study's budget of {budget:,}"]
-                  if budget is not None and params > budget else []))
+        sample = torch.rand(64, *info.input_shape, generator=torch.Generator().manual_seed(0))
     loaded, in_file = WRITERS[format].write(path, eager, sample[:2])
     with torch.no_grad():
         difference = (loaded(sample) - eager(sample)).abs().max().item()
     tolerance = FORMATS[format][2]
-    _refuse_if(trial, _count_problems([("the file's parameter count", in_file)], params)
+    _refuse_if(what, _count_problems([("the file's parameter count", in_file)], params)
                + ([f"its outputs differ from the eager model's by {difference:g} (> {tolerance:g})"]
                   if difference > tolerance else []))
-
-    test_acc = None
-    if data is not None:
-        with torch.no_grad():
-            correct = sum((loaded(data.test_x[i:i + 1000].float() / 255).argmax(1)
-                           == data.test_y[i:i + 1000]).sum().item()
-                          for i in range(0, len(data.test_x), 1000))
-        test_acc = correct / len(data.test_x)
-
     return {
         "model": None,  # the caller's file name
         "format": format,
         "sha256": files.sha256(path),
-        "trial": trial.number,
-        "space": held.space,
         "input_shape": list(info.input_shape),
         "input": "float32 images in [0, 1], shaped (N, C, H, W); normalisation is built in",
-        "normalization": {"mean": list(info.mean), "std": list(info.std)},
         "classes": list(info.classes),
         "params": params,
-        "macs": held.macs,
-        "val_acc": None,  # the caller's: the search's, or the retrain's
-        "weights": None,  # the caller's: the weights file exported, absolute
-        "test_acc": test_acc,
-        "arch": held.arch_str,
-        "arch_spec": held.arch,
+        "test_acc": _accuracy(loaded, data),
         "max_abs_diff_vs_eager": difference,
         "checked_on": f"{len(sample)} " + ("validation images" if data is not None else "random images"),
         "params_in_file": in_file,
-        "budget": budget,
-        "study": study.study_name,
     }

@@ -191,6 +191,25 @@ class Normalized(nn.Module):
         return logits
 
 
+MAX_MEMBERS = 8  # nets in one ensemble: what a file a sidecar describes may hold
+
+
+class Averaged(nn.Module):
+    """An ensemble as one model: the mean of its members' logits. Each member takes the
+    [0, 1] images itself (a Normalized), so nets of different studies keep their own
+    normalisation and test-time flips."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        logits = []
+        for member in self.members:
+            logits.append(member(x))
+        return torch.stack(logits).mean(0)
+
+
 def state_shapes(make_model) -> dict[str, tuple[int, ...]]:
     """The state dict's shapes of ``make_model()``, built on the meta device: no memory is
     taken, so a spec can be checked against a file before it is built for real."""

@@ -128,8 +128,8 @@ def load_teacher(given: str, data, device: torch.device, trust_code: bool = Fals
     elif path.is_file() and path.parent.name == "baselines":
         teacher, what = teacher_from_baseline(path, data, device)
     elif path.is_file() and sidecar_path(path).is_file() and not trust_code:
-        spec, _, net = load_model(path)
-        teacher, what = net.to(device), f"{given} ({spec.to_string()}, from {sidecar_path(path).name})"
+        meta, net = load_model(path)
+        teacher, what = net.to(device), f"{given} ({meta['arch']}, from {sidecar_path(path).name})"
     elif path.is_file() and trust_code:
         teacher, what = teacher_from_code(path, data, device), f"{given} (its own code, --trust-code)"
     elif path.is_file():

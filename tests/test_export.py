@@ -125,7 +125,7 @@ def test_tta_flip_builds_the_mirror_average_into_the_file_for_mirror_trained_wei
     with torch.no_grad():
         expected = (eager(images) + eager(images.flip(-1))) / 2
         scripted = torch.jit.load(str(flip_out)).eval()(images)
-        _, _, rebuilt = load_model(flip_out)
+        _, rebuilt = load_model(flip_out)
         assert (scripted - expected).abs().max() <= 1e-5
         assert (rebuilt(images) - expected).abs().max() <= 1e-5
         assert (eager(images) - expected).abs().max() > 1e-3  # the mirror changed something
@@ -151,3 +151,57 @@ def test_tta_flip_builds_the_mirror_average_into_the_file_for_mirror_trained_wei
     (row,) = json.loads(figures.read_text())["rows"]
     assert (row["test_none"], row["test_flip"]) == (plain["test_acc"], flip["test_acc"])
     assert row["macs_flip"] == 2 * row["macs_none"] and 0 <= row["val_flip"] <= 1
+
+
+def test_with_exports_the_ensemble_of_several_studies_nets_as_one_checked_file(
+        study_dir, searched_synthetic, run, tmp_path):
+    other_dir = copy_study(searched_synthetic("cnn", 3, 1)[0], tmp_path / "runs" / "other")
+    out = tmp_path / "both.pt"
+    code, text, err = run("export", study_dir, "--best", "--with", other_dir, "--out", out)
+    assert code == 0, err
+    meta = json.loads(out.with_suffix(".json").read_text())
+    first, second = meta["members"]
+    assert (first["trial"], second["trial"]) == (load_study(study_dir).best_trial.number,
+                                                 load_study(other_dir).best_trial.number)
+    assert (first["space"], second["space"]) == ("mobilenet", "cnn")
+    assert meta["params"] == first["params"] + second["params"] > 20_000  # each under its budget
+    assert meta["macs"] == first["macs"] + second["macs"]
+    assert f"exported an ensemble of 2 nets ({meta['params']:,} params in all" in text
+
+    # The file alone, the module nas rebuilds from its sidecar and the ONNX graph in
+    # onnxruntime all compute the mean of the two nets' logits; test_acc is that mean's.
+    nets = []
+    for folder, part in ((study_dir, first), (other_dir, second)):
+        study = load_study(folder)
+        _, net = load_trained(folder, study.best_trial)
+        nets.append(Normalized(net, part["normalization"]["mean"], part["normalization"]["std"]).eval())
+    data = load_recorded(records.study(load_study(study_dir)).data)
+    images = data.test_x.float() / 255
+    with torch.no_grad():
+        alone = [net(images) for net in nets]
+        expected = (alone[0] + alone[1]) / 2
+        assert (torch.jit.load(str(out)).eval()(images) - expected).abs().max() <= 1e-5
+        assert (load_model(out)[1](images) - expected).abs().max() <= 1e-5
+    accuracy = [(logits.argmax(1) == data.test_y).float().mean().item() for logits in (*alone, expected)]
+    assert (first["test_acc"], second["test_acc"], meta["test_acc"]) == pytest.approx(accuracy)
+    assert run("export", study_dir, "--best", "--with", other_dir, "--format", "onnx",
+               "--out", tmp_path / "both.onnx")[0] == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "both.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"images": images.numpy()})[0] - expected.numpy()).max() <= 1e-4
+
+    # nas count: each member's rows, the total of both.
+    code, text, _ = run("count", out)
+    assert code == 0 and "ensemble of 2 nets" in text and "2 passes per image over its 2 nets" in text
+    (total,) = [line for line in text.splitlines() if line.startswith("total ")]
+    assert f" {meta['params']:,} " in total and f" {meta['macs']:,}" in total
+
+    # One line, nothing written: a missing study, another dataset's study, --int8.
+    code, _, err = run("export", study_dir, "--best", "--with", tmp_path / "nowhere", "--out", tmp_path / "x.pt")
+    assert code == 2 and err.count("\n") == 1 and "nowhere" in err
+    study = writable_study(other_dir)
+    study.set_user_attr("data", {**study.user_attrs["data"], "name": "mnist"})
+    code, _, err = run("export", study_dir, "--best", "--with", other_dir, "--out", tmp_path / "x.pt")
+    assert code == 2 and err.count("\n") == 1 and "searched on mnist" in err
+    code, _, err = run("export", study_dir, "--best", "--with", other_dir, "--int8")
+    assert code == 2 and err.count("\n") == 1 and "an --int8 file holds one net" in err
+    assert not list(tmp_path.glob("x.*"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nas.commands import add_pick, add_study
 from nas.errors import UsageError
 from nas.export_int8 import MAX_DROP
+from nas.model import MAX_MEMBERS
 
 HELP = "write a trained trial as TorchScript, ONNX or int8 TFLite + JSON sidecar"
 
@@ -24,6 +25,11 @@ def add(p) -> None:
     p.add_argument("--tta", default="none", help="none (default) | flip: the file averages the "
                    "net's outputs on each image and its mirror (twice the MACs, the same params); "
                    "only for weights trained with a flip augmentation, e.g. faces")
+    p.add_argument("--with", dest="others", action="append", default=[], metavar="STUDY_DIR",
+                   help="another study folder of the same dataset, repeatable: the file is the "
+                   "ensemble of this export's net and each such study's --best one (its final-"
+                   "trained model, if it has one), the mean of their outputs; params and MACs "
+                   "add up, --tta applies to each net")
     p.add_argument("--out", help="output file (default <study_dir>/model-trialN.pt, .onnx, "
                                  "-int8.tflite or -int8.onnx)")
     p.add_argument("--data-dir", help="dataset folder, for the check and test accuracy")
@@ -39,7 +45,7 @@ def run(args) -> int:
     from nas.data import load_recorded
     from nas.storage import load_study
     from nas.trials import pick_trial
-    from nas.export import FORMATS, export, sidecar_path
+    from nas.export import FORMATS, export
 
     if args.best == (args.trial is not None):
         raise UsageError("nas export needs exactly one of --best or --trial N")
@@ -48,24 +54,67 @@ def run(args) -> int:
     weights = None if args.weights == "search" else args.weights
     if args.best and args.weights is None and (trained := final.done(study, args.study_dir)):
         trial, weights = trained  # a --time search's delivered model
+    if 1 + len(args.others) > MAX_MEMBERS:
+        raise UsageError(f"--with {len(args.others)} studies makes {1 + len(args.others)} nets; an "
+                         f"ensemble holds at most {MAX_MEMBERS}")
+    others = [_delivered(other) for other in args.others]
     if args.int8:
+        if others:
+            raise UsageError("--with makes an ensemble of fp32 nets; an --int8 file holds one net "
+                             "(valid with --int8: no --with)")
         if args.tta != "none":
             raise UsageError(f"--tta {args.tta} is for fp32 exports; an --int8 file runs one pass "
                              f"per image (valid with --int8: --tta none)")
         return run_int8(args, study, trial, weights)
     format = args.format or "torchscript"
     out, meta = export(args.study_dir, study, trial, args.out, load_recorded(records.study(study).data, args.data_dir),
-                       weights, format, args.force, args.tta)
+                       weights, format, args.force, args.tta, others)
     test = f"{meta['test_acc']:.4f}" if meta["test_acc"] is not None else "n/a (no data)"
+    if others:
+        print_ensemble(meta, out, test)
+    else:
+        print_one(args, meta, out, test)
+    runtime = "onnxruntime runs" if format == "onnx" else "torch.jit.load reloads"
+    print(f"{FORMATS[format][1]} check: {runtime} it to the eager model's outputs on "
+          f"{meta['checked_on']} (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
+    return 0
+
+
+def _delivered(study_dir: str):
+    """(folder, study, trial, weights) of what `nas export STUDY_DIR --best` exports: a --time
+    search's final-trained model, else its best trial with the search's weights."""
+    from pathlib import Path
+
+    from nas import final
+    from nas.storage import load_study
+    from nas.trials import pick_trial
+
+    study = load_study(study_dir, None)
+    trained = final.done(study, study_dir)
+    return (Path(study_dir), study, *(trained or (pick_trial(study, None), None)))
+
+
+def print_ensemble(meta: dict, out, test: str) -> None:
+    from nas.export import sidecar_path
+
+    macs = f", {meta['macs']:,} MACs per image" if meta["macs"] is not None else ""
+    print(f"exported an ensemble of {len(meta['members'])} nets ({meta['params']:,} params in all"
+          f"{macs}, test_acc {test}) to {out} and {sidecar_path(out)}")
+    for part in meta["members"]:
+        alone = f"test_acc {part['test_acc']:.4f} alone" if part["test_acc"] is not None else ""
+        flip = ", averaged with its mirror (--tta flip)" if part["tta"] == "flip" else ""
+        print(f"  study {part['study']!r} trial {part['trial']} ({part['arch']}, {part['params']:,} "
+              f"params, {part['weights_kind']} weights{flip}){': ' + alone if alone else ''}")
+
+
+def print_one(args, meta: dict, out, test: str) -> None:
+    from nas.export import sidecar_path
+
     val = (f"val_acc {meta['val_acc']:.4f}" if meta["val_acc"] is not None
            else f"trained on every training image, search val_acc {meta['search_val_acc']:.4f}")
     tta = ", averaged with its mirror (--tta flip)" if args.tta == "flip" else ""
     print(f"exported trial {meta['trial']} ({meta['arch']}, {meta['params']:,} params, "
           f"{meta['weights_kind']} weights, {val}, test_acc {test}{tta}) to {out} and {sidecar_path(out)}")
-    runtime = "onnxruntime runs" if format == "onnx" else "torch.jit.load reloads"
-    print(f"{FORMATS[format][1]} check: {runtime} it to the eager model's outputs on "
-          f"{meta['checked_on']} (max abs diff {meta['max_abs_diff_vs_eager']:.2g})")
-    return 0
 
 
 def run_int8(args, study, trial, weights) -> int:
