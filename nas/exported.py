@@ -1,5 +1,5 @@
 """A model file nas export wrote, read back as data: its sidecar checked, the model rebuilt
-from the spec the sidecar names (our code, not the file's), and the file's tensors checked
+from the specs the sidecar names (our code, not the file's), and the file's tensors checked
 against it name by name and shape by shape (TorchScript; nas.scripted reads them without
 running the file's code). Nothing a sidecar says is allocated before it is checked.
 """

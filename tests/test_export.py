@@ -195,9 +195,11 @@ def test_with_exports_the_ensemble_of_several_studies_nets_as_one_checked_file(
     (total,) = [line for line in text.splitlines() if line.startswith("total ")]
     assert f" {meta['params']:,} " in total and f" {meta['macs']:,}" in total
 
-    # One line, nothing written: a missing study, another dataset's study, --int8.
+    # One line, nothing written: a missing study, one named twice, another dataset's, --int8.
     code, _, err = run("export", study_dir, "--best", "--with", tmp_path / "nowhere", "--out", tmp_path / "x.pt")
     assert code == 2 and err.count("\n") == 1 and "nowhere" in err
+    code, _, err = run("export", study_dir, "--best", "--with", study_dir, "--out", tmp_path / "x.pt")
+    assert code == 2 and err.count("\n") == 1 and "already in the ensemble" in err
     study = writable_study(other_dir)
     study.set_user_attr("data", {**study.user_attrs["data"], "name": "mnist"})
     code, _, err = run("export", study_dir, "--best", "--with", other_dir, "--out", tmp_path / "x.pt")

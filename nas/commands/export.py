@@ -41,6 +41,8 @@ def add(p) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from nas import final, records
     from nas.data import load_recorded
     from nas.storage import load_study
@@ -57,6 +59,12 @@ def run(args) -> int:
     if 1 + len(args.others) > MAX_MEMBERS:
         raise UsageError(f"--with {len(args.others)} studies makes {1 + len(args.others)} nets; an "
                          f"ensemble holds at most {MAX_MEMBERS}")
+    named = [Path(args.study_dir).resolve()]
+    for other in args.others:
+        if Path(other).resolve() in named:
+            raise UsageError(f"--with {other!r}: that study is already in the ensemble; name "
+                             f"each study once (its net would only count twice)")
+        named.append(Path(other).resolve())
     others = [_delivered(other) for other in args.others]
     if args.int8:
         if others:
