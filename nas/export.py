@@ -188,12 +188,14 @@ def check_mirrored(study: optuna.Study, weights: str | Path | None) -> None:
 
 
 def _beside(weights: Path, key: str):
-    """A figure nas train or a final training keeps beside its weights (.json); None if absent."""
+    """A figure nas train or a final training keeps beside its weights (.json); None if the
+    file, or the figure, is absent or unreadable."""
     figures = weights.with_suffix(".json")
     try:
-        return json.loads(figures.read_text()).get(key) if figures.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return None
+        held = json.loads(figures.read_text()) if figures.is_file() else {}
+    except (OSError, ValueError):
+        held = None
+    return held.get(key) if isinstance(held, dict) else None
 
 
 def weights_val_acc(weights: Path) -> float | None:
@@ -201,10 +203,7 @@ def weights_val_acc(weights: Path) -> float | None:
     figures = weights.with_suffix(".json")
     if not figures.is_file():
         return None
-    try:
-        value = json.loads(figures.read_text())["val_acc"]
-    except (OSError, ValueError, KeyError, TypeError):
-        value = None
+    value = _beside(weights, "val_acc")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise UsageError(f"{figures} (beside --weights) is not the figures nas train writes: "
                          f"expected an object with a val_acc from 0 to 1")
