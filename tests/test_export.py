@@ -194,6 +194,16 @@ def test_with_exports_the_ensemble_of_several_studies_nets_as_one_checked_file(
     assert code == 0 and "ensemble of 2 nets" in text and "2 passes per image over its 2 nets" in text
     (total,) = [line for line in text.splitlines() if line.startswith("total ")]
     assert f" {meta['params']:,} " in total and f" {meta['macs']:,}" in total
+    # A sidecar is data: its members in another order do not fit the file's tensors, and no
+    # more than an ensemble's nets are read from it.
+    sidecar = out.with_suffix(".json")
+    sidecar.write_text(json.dumps({**meta, "members": [second, first]}))
+    code, _, err = run("count", out)
+    assert code == 2 and err.count("\n") == 1 and "does not hold the model its sidecar names" in err
+    sidecar.write_text(json.dumps({**meta, "members": [first, second] * 5,
+                                   "params": 5 * meta["params"]}))
+    code, _, err = run("count", out)
+    assert code == 2 and err.count("\n") == 1 and "is not a sidecar nas export wrote" in err
 
     # One line, nothing written: a missing study, one named twice, another dataset's, --int8.
     code, _, err = run("export", study_dir, "--best", "--with", tmp_path / "nowhere", "--out", tmp_path / "x.pt")
