@@ -6,6 +6,7 @@ the file as written, params and MACs as counted).
     python benchmarks/ensemble.py runs-a/fer2013-25k-2h runs-b/fer2013-25k-2h \
         --data-dir ../shared/data --out-dir benchmarks/results/ensemble-DATE \
         --json benchmarks/results/ensemble-DATE.json
+    python benchmarks/ensemble.py runs-a/... runs-b/... runs-c/... --pairs ...   # every two of them
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -48,6 +50,8 @@ def main() -> None:
     p.add_argument("study_dirs", nargs="+", help="two or more study folders of one dataset")
     p.add_argument("--data-dir")
     p.add_argument("--out-dir", required=True, help="where the exported files and sidecars go")
+    p.add_argument("--pairs", action="store_true", help="an ensemble of every two of the studies, "
+                   "instead of one of all of them")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args()
     out_dir = Path(args.out_dir)
@@ -59,8 +63,13 @@ def main() -> None:
         for i, study_dir in enumerate(args.study_dirs):
             meta = export([study_dir], tta, out_dir / f"net{i}-{tta}.pt", args.data_dir)
             figures["rows"].append(row(study_dir, tta, meta))
-        meta = export(args.study_dirs, tta, out_dir / f"ensemble-{tta}.pt", args.data_dir)
-        figures["rows"].append(row(" + ".join(args.study_dirs), tta, meta))
+        groups = (list(itertools.combinations(range(len(args.study_dirs)), 2)) if args.pairs
+                  else [tuple(range(len(args.study_dirs)))])
+        for group in groups:
+            dirs = [args.study_dirs[i] for i in group]
+            name = "ensemble-" + "-".join(map(str, group)) if args.pairs else "ensemble"
+            meta = export(dirs, tta, out_dir / f"{name}-{tta}.pt", args.data_dir)
+            figures["rows"].append(row(" + ".join(dirs), tta, meta))
     for r in figures["rows"]:
         print(f"{r['model']} (--tta {r['tta']}): {r['params']:,} params, {r['macs']:,} MACs, "
               f"test {r['test_acc']:.4f}")
